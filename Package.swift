@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layout (one responsibility per target):
+//   CRdKafka, CHiredis, CLibPQ   thin system-library targets over the C libraries
+//   BlockingIO                    dedicated threads for blocking C calls (never the cooperative pool)
+//   Kafka, Redis, Postgres        safe Swift wrappers; C types stay internal
+//   wms-worker                    the daemon's executable (argument parsing and wiring only)
+//   wms-dev-broker                librdkafka's mock cluster as a local Kafka broker for dev and tests
+let package = Package(
+    name: "wms-worker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "wms-worker", targets: ["WMSWorker"]),
+        .executable(name: "wms-dev-broker", targets: ["WMSDevBroker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // hiredis's .pc file adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a
+        // warning; its headers sit in /usr/include, so no pkg-config is needed.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+
+        .target(name: "BlockingIO"),
+        .target(name: "Kafka", dependencies: [
+            "CRdKafka", "BlockingIO", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Redis", dependencies: ["CHiredis", "BlockingIO"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "BlockingIO"]),
+
+        .executableTarget(name: "WMSWorker", dependencies: [
+            "Kafka", "Redis", "Postgres", "BlockingIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "WMSDevBroker", dependencies: [
+            "Kafka",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "BlockingIOTests", dependencies: ["BlockingIO"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "BlockingIO"]),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "BlockingIO"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "BlockingIO"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

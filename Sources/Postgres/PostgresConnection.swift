@@ -1,0 +1,291 @@
+import BlockingIO
+import CLibPQ
+import Foundation
+
+/// One blocking connection to PostgreSQL over libpq.
+///
+/// Blocking: call it from a `DedicatedThread`, never from the cooperative pool. Not
+/// thread-safe: one owner at a time. Statements are parameterized only
+/// (`PostgresQuery`). A broken connection surfaces as a retriable error and the next
+/// statement connects again.
+public final class PostgresConnection {
+    /// The URL with its password masked, for logs and errors.
+    public let redactedURL: String
+    private let url: String
+    private let connectTimeoutSeconds: Int
+    private var connection: OpaquePointer?
+
+    /// `url` is a libpq URI, `postgresql://user:password@host:port/db?sslmode=...`;
+    /// every libpq parameter in it is honoured. Connects at once.
+    public init(url: String, connectTimeoutSeconds: Int = 5, applicationName: String = "wms-worker") throws(PostgresError) {
+        self.url = url
+        self.redactedURL = Self.redact(url)
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.applicationName = applicationName
+        try Self.validate(url: url, redacted: redactedURL)
+        try connectIfNeeded()
+    }
+
+    private let applicationName: String
+
+    deinit { disconnect() }
+
+    public var isConnected: Bool { connection != nil }
+
+    public func disconnect() {
+        if let connection { PQfinish(connection) }
+        connection = nil
+    }
+
+    // MARK: Statements
+
+    /// Runs one parameterized statement and returns its rows.
+    @discardableResult
+    public func query(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
+        assert(DedicatedThread.isCurrent, "blocking PostgreSQL call off a DedicatedThread")
+        let connection = try connectIfNeeded()
+        let result = Self.withParameters(query.binds) { count, values, lengths, formats in
+            PQexecParams(connection, query.sql, count, nil, values, lengths, formats, 0)
+        }
+        return try consume(result, connection: connection)
+    }
+
+    /// Runs several statements separated by semicolons, without parameters: for
+    /// migrations and other SQL that ships with the program.
+    public func execute(script: String) throws(PostgresError) {
+        let connection = try connectIfNeeded()
+        try consume(PQexec(connection, script), connection: connection)
+    }
+
+    /// Runs `body` between BEGIN and COMMIT; any error thrown rolls back and is
+    /// rethrown. A COMMIT that fails leaves nothing committed, except when the
+    /// connection breaks during it (`connectionLost`): then the outcome is unknown.
+    public func withTransaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try query("BEGIN")
+        let value: T
+        do {
+            value = try body(self)
+        } catch {
+            rollback()
+            throw error
+        }
+        do {
+            try query("COMMIT")
+        } catch {
+            rollback()
+            throw error
+        }
+        return value
+    }
+
+    private func rollback() {
+        guard let connection, PQtransactionStatus(connection) != PQTRANS_IDLE else { return }
+        // A failed ROLLBACK means the connection is gone, which ends the transaction too.
+        if (try? query("ROLLBACK")) == nil { disconnect() }
+    }
+
+    /// Loads rows with COPY FROM STDIN: the fastest bulk path, one round trip for
+    /// any number of rows. Table and column names are quoted identifiers; values
+    /// are escaped for COPY's text format (nil is NULL).
+    @discardableResult
+    public func copy(into table: String, columns: [String], rows: some Sequence<[String?]>) throws(PostgresError) -> Int {
+        let connection = try connectIfNeeded()
+        let sql = "COPY \(PostgresQuery.quoteIdentifier(table)) (\(columns.map(PostgresQuery.quoteIdentifier).joined(separator: ", "))) FROM STDIN"
+        let start = PQexec(connection, sql)
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            try consume(start, connection: connection)
+            throw .unexpectedResult("COPY did not start")
+        }
+        PQclear(start)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 16)
+        var sendFailed = false
+        func flush() {
+            guard !buffer.isEmpty, !sendFailed else { return }
+            let status = buffer.withUnsafeBufferPointer { raw in
+                raw.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) }
+            }
+            sendFailed = status != 1
+            buffer.removeAll(keepingCapacity: true)
+        }
+        for row in rows {
+            precondition(row.count == columns.count, "COPY row has \(row.count) values for \(columns.count) columns")
+            for (index, value) in row.enumerated() {
+                if index > 0 { buffer.append(UInt8(ascii: "\t")) }
+                Self.appendCopyText(value, to: &buffer)
+            }
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= 1 << 16 { flush() }
+        }
+        flush()
+        if sendFailed || PQputCopyEnd(connection, nil) != 1 {
+            throw lost(connection)
+        }
+        return try consume(PQgetResult(connection), connection: connection).affectedRows
+    }
+
+    // MARK: Connection
+
+    @discardableResult
+    private func connectIfNeeded() throws(PostgresError) -> OpaquePointer {
+        if let connection {
+            if PQstatus(connection) == CONNECTION_OK { return connection }
+            disconnect()
+        }
+        // Defaults first: the URL's own parameters, expanded from `dbname`, override them.
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = [String(connectTimeoutSeconds), applicationName, url]
+        let connection = Self.withCStrings(keywords) { keys in
+            Self.withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
+        }
+        guard let connection else { throw .connection("cannot allocate a libpq connection", retriable: true) }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.errorMessage(connection)
+            PQfinish(connection)
+            throw .connection("\(redactedURL): \(message)", retriable: Self.isTransientConnectFailure(message))
+        }
+        // Notices ("relation already exists, skipping") would go to stderr; they are not errors.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
+        self.connection = connection
+        return connection
+    }
+
+    /// Reads a result: rows when it succeeded, the server's error with its SQLSTATE
+    /// when it did not, `connectionLost` when there is no result. Frees it.
+    @discardableResult
+    private func consume(_ result: OpaquePointer?, connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
+        guard let result else { throw lost(connection) }
+        defer { PQclear(result) }
+        // Drain what follows (PQexec of a script can leave more results).
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.copyRows(result)
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+            guard let state = Self.field(result, "C") else { throw lost(connection) }
+            throw .server(sqlState: SQLState(rawValue: state), message: Self.field(result, "M") ?? "", detail: Self.field(result, "D"))
+        case let status:
+            if PQstatus(connection) != CONNECTION_OK { throw lost(connection) }
+            throw .unexpectedResult(String(cString: PQresStatus(status)))
+        }
+    }
+
+    private func lost(_ connection: OpaquePointer) -> PostgresError {
+        let message = Self.errorMessage(connection)
+        disconnect()
+        return .connectionLost(message.isEmpty ? "no result" : message)
+    }
+
+    private static func copyRows(_ result: OpaquePointer) -> PostgresRows {
+        let columnCount = Int(PQnfields(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        let rows = (0..<Int(PQntuples(result))).map { row in
+            PostgresRow(columnIndex: index, values: (0..<columnCount).map { column in
+                PQgetisnull(result, Int32(row), Int32(column)) == 1
+                    ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+            })
+        }
+        return PostgresRows(columns: columns, rows: rows, affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0)
+    }
+
+    private static func field(_ result: OpaquePointer, _ code: Character) -> String? {
+        PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+    }
+
+    private static func errorMessage(_ connection: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The server said no to these credentials or this database: waiting will not help.
+    private static func isTransientConnectFailure(_ message: String) -> Bool {
+        let permanent = ["password authentication failed", "does not exist", "no password supplied",
+                         "pg_hba.conf", "authentication failed", "SSL is not enabled", "invalid sslmode"]
+        return !permanent.contains { message.contains($0) }
+    }
+
+    private static func validate(url: String, redacted: String) throws(PostgresError) {
+        guard url.hasPrefix("postgresql://") || url.hasPrefix("postgres://") else {
+            throw .invalidURL("expected postgresql://user:password@host:port/database, got \(redacted)")
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(url, &error) else {
+            let detail = error.map { String(cString: $0) } ?? "unparseable"
+            PQfreemem(error)
+            throw .invalidURL("\(detail.trimmingCharacters(in: .whitespacesAndNewlines)) in \(redacted)")
+        }
+        PQconninfoFree(options)
+    }
+
+    /// Replaces the password (between `user:` and `@`) by `***`.
+    static func redact(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards),
+              scheme.upperBound <= at.lowerBound else { return url }
+        let userInfo = url[scheme.upperBound..<at.lowerBound]
+        guard let colon = userInfo.firstIndex(of: ":") else { return url }
+        return url.replacingCharacters(in: url.index(after: colon)..<at.lowerBound, with: "***")
+    }
+
+    // MARK: C plumbing
+
+    private static func appendCopyText(_ value: String?, to buffer: inout [UInt8]) {
+        guard let value else {
+            buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
+            return
+        }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\t"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\n"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            default: buffer.append(byte)
+            }
+        }
+    }
+
+    /// Lays every parameter out in one buffer (text values NUL-terminated, as libpq
+    /// reads them) and hands libpq the pointer, length and format arrays.
+    private static func withParameters<R>(
+        _ binds: [PostgresBind],
+        _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    ) -> R {
+        var storage: [UInt8] = []
+        var offsets: [Int?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        for bind in binds {
+            switch bind {
+            case .null:
+                offsets.append(nil); lengths.append(0); formats.append(0)
+            case .text(let text):
+                offsets.append(storage.count)
+                storage.append(contentsOf: text.utf8)
+                storage.append(0)
+                lengths.append(Int32(text.utf8.count)); formats.append(0)
+            case .binary(let bytes):
+                offsets.append(storage.count)
+                storage.append(contentsOf: bytes)
+                lengths.append(Int32(bytes.count)); formats.append(1)
+            }
+        }
+        storage.append(0)  // never empty, so there is always a base address
+        return storage.withUnsafeBufferPointer { raw in
+            let base = UnsafeRawPointer(raw.baseAddress!)
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { $0.map { (base + $0).assumingMemoryBound(to: CChar.self) } }
+            return pointers.withUnsafeBufferPointer { p in
+                lengths.withUnsafeBufferPointer { l in
+                    formats.withUnsafeBufferPointer { f in
+                        body(Int32(binds.count), p.baseAddress, l.baseAddress, f.baseAddress)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
