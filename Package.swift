@@ -43,10 +43,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // What every test target shares: the local services' settings, running blocking code.
+        .target(name: "TestSupport", dependencies: ["BlockingIO"], path: "Tests/Support"),
         .testTarget(name: "BlockingIOTests", dependencies: ["BlockingIO"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "BlockingIO"]),
-        .testTarget(name: "RedisTests", dependencies: ["Redis", "BlockingIO"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "BlockingIO"]),
+        .testTarget(name: "KafkaTests", dependencies: [
+            "Kafka", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

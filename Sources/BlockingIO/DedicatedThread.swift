@@ -56,9 +56,13 @@ public final class DedicatedThread: SerialExecutor, TaskExecutor, @unchecked Sen
         UnownedTaskExecutor(ordinary: self)
     }
 
+    /// True on this very thread.
+    public var isCurrentThread: Bool {
+        Thread.current.threadDictionary[Self.threadKey] as? UInt == UInt(bitPattern: ObjectIdentifier(self))
+    }
+
     public func checkIsolated() {
-        let owner = Thread.current.threadDictionary[Self.threadKey] as? UInt
-        precondition(owner == UInt(bitPattern: ObjectIdentifier(self)), "not on dedicated thread \(name)")
+        precondition(isCurrentThread, "not on dedicated thread \(name)")
     }
 
     private func runLoop() {

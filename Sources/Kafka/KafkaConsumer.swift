@@ -57,7 +57,7 @@ public final class KafkaConsumer {
             defer { rd_kafka_message_destroy(raw) }
             let err = raw.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                messages.append(KafkaMessage(raw.pointee))
+                messages.append(KafkaMessage(raw))
             } else if err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 let error = KafkaError(code: err, message: raw.pointee.errorText)
                 if let fatal = client.fatalError() { throw fatal }
@@ -164,13 +164,15 @@ public final class KafkaConsumer {
 }
 
 extension KafkaMessage {
-    init(_ raw: rd_kafka_message_t) {
+    /// Copies a message out of librdkafka. Takes the pointer librdkafka handed out, not
+    /// a copy of the struct: headers and timestamp are read from the envelope around it.
+    init(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let raw = message.pointee
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        var rawPointer = raw
-        let timestamp = rd_kafka_message_timestamp(&rawPointer, &timestampType)
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
         var headers: [KafkaHeader] = []
         var headerList: OpaquePointer?
-        if rd_kafka_message_headers(&rawPointer, &headerList) == RD_KAFKA_RESP_ERR_NO_ERROR, let headerList {
+        if rd_kafka_message_headers(message, &headerList) == RD_KAFKA_RESP_ERR_NO_ERROR, let headerList {
             var index = 0
             var name: UnsafePointer<CChar>?
             var value: UnsafeRawPointer?

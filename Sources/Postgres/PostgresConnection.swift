@@ -60,6 +60,7 @@ public final class PostgresConnection {
     /// Runs `body` between BEGIN and COMMIT; any error thrown rolls back and is
     /// rethrown. A COMMIT that fails leaves nothing committed, except when the
     /// connection breaks during it (`connectionLost`): then the outcome is unknown.
+    @discardableResult
     public func withTransaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try query("BEGIN")
         let value: T

@@ -1,0 +1,32 @@
+import BlockingIO
+import Foundation
+
+/// Settings of the local services, as `scripts/services start` writes them to its env file.
+public enum TestEnvironment {
+    /// The variable's value. Tests talk to real servers: without one there is no
+    /// test, so a missing setting stops the test with the way to get it.
+    public static func require(_ name: String) -> String {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+            fatalError("\(name) is not set: run the tests with scripts/test, or `source \"$(scripts/services env)\"` after `scripts/services start`")
+        }
+        return value
+    }
+
+    public static var redisURL: String { require("WMS_REDIS_URL") }
+    public static var postgresURL: String { require("WMS_TEST_POSTGRES_URL") }
+    public static var postgresAdminURL: String { require("WMS_POSTGRES_ADMIN_URL") }
+    public static var kafkaBrokers: String { require("WMS_KAFKA_BROKERS") }
+
+    /// A name no other test run uses: for topics, groups, keys and tables.
+    public static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// Runs blocking code (the wrappers' calls) on a thread of its own, as production
+/// code does, so tests running side by side never starve the cooperative pool.
+public func blocking<T: Sendable>(_ name: String = "test", _ body: @Sendable @escaping () throws -> T) async throws -> T {
+    let thread = DedicatedThread(name: name)
+    defer { thread.stop() }
+    return try await thread.run(body)
+}
