@@ -5,6 +5,8 @@ import PackageDescription
 //   CRdKafka, CHiredis, CLibPQ   thin system-library targets over the C libraries
 //   BlockingIO                    dedicated threads for blocking C calls (never the cooperative pool)
 //   Kafka, Redis, Postgres        safe Swift wrappers; C types stay internal
+//   WMSSchemas (folder Schemas/) PostgreSQL migrations shipped as resources
+//   WMSStore                      the worker's PostgreSQL side: migrations, later the batch SQL
 //   wms-worker                    the daemon's executable (argument parsing and wiring only)
 //   wms-dev-broker                librdkafka's mock cluster as a local Kafka broker for dev and tests
 let package = Package(
@@ -32,8 +34,14 @@ let package = Package(
         .target(name: "Redis", dependencies: ["CHiredis", "BlockingIO"]),
         .target(name: "Postgres", dependencies: ["CLibPQ", "BlockingIO"]),
 
+        // The schemas as files shipped beside the binary: PostgreSQL migrations (and,
+        // with the pipeline, the JSON Schemas of every message).
+        .target(name: "WMSSchemas", path: "Schemas", resources: [.copy("postgres")]),
+        // The worker's PostgreSQL side: migrations now, the batch's set-based SQL later.
+        .target(name: "WMSStore", dependencies: ["Postgres", "WMSSchemas"]),
+
         .executableTarget(name: "WMSWorker", dependencies: [
-            "Kafka", "Redis", "Postgres", "BlockingIO",
+            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -51,6 +59,7 @@ let package = Package(
         ]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "WMSStoreTests", dependencies: ["WMSStore", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,55 @@
+-- The authoritative quantities, the events applied, and the ledger that can
+-- rebuild the quantities from nothing (contract, section 3).
+
+CREATE TABLE inventory_levels (
+    sku            text        NOT NULL,
+    location_id    text        NOT NULL,
+    on_hand        bigint      NOT NULL DEFAULT 0,
+    allocated      bigint      NOT NULL DEFAULT 0,
+    reserved       bigint      NOT NULL DEFAULT 0,
+    damaged        bigint      NOT NULL DEFAULT 0,
+    picked         bigint      NOT NULL DEFAULT 0,
+    in_transit_in  bigint      NOT NULL DEFAULT 0,
+    in_transit_out bigint      NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (sku, location_id)
+);
+
+-- Every eventId ever applied, forever: replays older than Redis's
+-- deduplication window are still recognised here.
+CREATE TABLE inventory_events (
+    event_id         text        PRIMARY KEY,
+    event_type       text        NOT NULL,
+    location_id      text,
+    occurred_at      timestamptz NOT NULL,
+    payload          jsonb       NOT NULL,
+    -- SHA-256 of the payload's canonical JSON: the same eventId with another
+    -- payload is a conflict.
+    payload_digest   bytea       NOT NULL,
+    source_topic     text        NOT NULL,
+    source_partition integer     NOT NULL,
+    source_offset    bigint      NOT NULL,
+    applied_at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX inventory_events_applied_at ON inventory_events (applied_at);
+
+-- One row per event line and location, with the delta of every bucket.
+CREATE TABLE inventory_transactions (
+    event_id         text        NOT NULL REFERENCES inventory_events (event_id),
+    line_no          integer     NOT NULL,
+    sku              text        NOT NULL,
+    location_id      text        NOT NULL,
+    event_type       text        NOT NULL,
+    d_on_hand        bigint      NOT NULL DEFAULT 0,
+    d_allocated      bigint      NOT NULL DEFAULT 0,
+    d_reserved       bigint      NOT NULL DEFAULT 0,
+    d_damaged        bigint      NOT NULL DEFAULT 0,
+    d_picked         bigint      NOT NULL DEFAULT 0,
+    d_in_transit_in  bigint      NOT NULL DEFAULT 0,
+    d_in_transit_out bigint      NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, line_no, location_id)
+);
+
+CREATE INDEX inventory_transactions_sku_location ON inventory_transactions (sku, location_id);
