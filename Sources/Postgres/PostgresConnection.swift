@@ -200,7 +200,7 @@ public final class PostgresConnection {
     /// The server said no to these credentials or this database: waiting will not help.
     private static func isTransientConnectFailure(_ message: String) -> Bool {
         let permanent = ["password authentication failed", "does not exist", "no password supplied",
-                         "pg_hba.conf", "authentication failed", "SSL is not enabled", "invalid sslmode"]
+                         "pg_hba.conf", "authentication failed", "does not support SSL", "SSL is not enabled", "invalid sslmode"]
         return !permanent.contains { message.contains($0) }
     }
 

@@ -171,6 +171,21 @@ import TestSupport
         #expect(outcome.1)
     }
 
+    @Test func sslModeInTheURLIsHonoured() async throws {
+        // The local server has no TLS: sslmode=require must refuse to go on in clear text.
+        let url = self.url.replacingOccurrences(of: "sslmode=disable", with: "sslmode=require")
+        let error = try await blocking { () -> PostgresError? in
+            do {
+                _ = try PostgresConnection(url: url)
+                return nil
+            } catch {
+                return error as? PostgresError
+            }
+        }
+        #expect(String(describing: error).contains("SSL"))
+        #expect(error?.isRetriable == false)
+    }
+
     @Test func malformedURLIsRejectedBeforeConnecting() async throws {
         let error = try await blocking { () -> PostgresError? in
             do {
