@@ -9,12 +9,14 @@ import PackageDescription
 //   WMSStore                      the worker's PostgreSQL side: migrations, later the batch SQL
 //   wms-worker                    the daemon's executable (argument parsing and wiring only)
 //   wms-dev-broker                librdkafka's mock cluster as a local Kafka broker for dev and tests
+//   wms-simulator                 generated warehouse days into Kafka, and their verification
 let package = Package(
     name: "wms-worker",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "wms-worker", targets: ["WMSWorker"]),
         .executable(name: "wms-dev-broker", targets: ["WMSDevBroker"]),
+        .executable(name: "wms-simulator", targets: ["WMSSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -37,11 +39,19 @@ let package = Package(
         // The schemas as files shipped beside the binary: PostgreSQL migrations (and,
         // with the pipeline, the JSON Schemas of every message).
         .target(name: "WMSSchemas", path: "Schemas", resources: [.copy("postgres")]),
+        // The domain, free of I/O: events, validation, canonical JSON, effects, alert rules.
+        .target(name: "WMSDomain"),
         // The worker's PostgreSQL side: migrations now, the batch's set-based SQL later.
-        .target(name: "WMSStore", dependencies: ["Postgres", "WMSSchemas"]),
+        .target(name: "WMSStore", dependencies: ["Postgres", "WMSSchemas", "WMSDomain"]),
+        // The batch pipeline: decode, decide, Redis scripts, one PostgreSQL transaction,
+        // display-cache invalidation, outbox publishing, offset commit.
+        .target(name: "WMSPipeline", dependencies: [
+            "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres",
+            .product(name: "Logging", package: "swift-log"),
+        ], resources: [.copy("Lua")]),
 
         .executableTarget(name: "WMSWorker", dependencies: [
-            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore",
+            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore", "WMSPipeline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -52,7 +62,13 @@ let package = Package(
         ]),
 
         // What every test target shares: the local services' settings, running blocking code.
-        .target(name: "TestSupport", dependencies: ["BlockingIO"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["BlockingIO", "Postgres", "WMSStore"], path: "Tests/Support"),
+        .executableTarget(name: "WMSSimulator", dependencies: [
+            "Kafka", "Redis", "Postgres", "BlockingIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .testTarget(name: "BlockingIOTests", dependencies: ["BlockingIO"]),
         .testTarget(name: "KafkaTests", dependencies: [
             "Kafka", "TestSupport", .product(name: "Logging", package: "swift-log"),
@@ -60,6 +76,12 @@ let package = Package(
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "WMSStoreTests", dependencies: ["WMSStore", "Postgres", "TestSupport"]),
+        .testTarget(
+            name: "WMSDomainTests", dependencies: ["WMSDomain"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
+        .testTarget(name: "WMSPipelineTests", dependencies: [
+            "WMSPipeline", "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

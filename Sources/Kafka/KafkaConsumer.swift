@@ -130,6 +130,19 @@ public final class KafkaConsumer {
         }
     }
 
+    /// Moves each partition back to the first of these messages, so the next poll
+    /// delivers them again: how a batch that could not be finished is retried while
+    /// the consumer keeps polling (and so keeps its place in the group). Partitions
+    /// no longer assigned are skipped: their new owner reads them.
+    public func rewind(to messages: [KafkaMessage], timeout: Duration) throws(KafkaError) {
+        var first: [KafkaTopicPartition: Int64] = [:]
+        for message in messages where client.context.assignment.contains(message.topicPartition) {
+            first[message.topicPartition] = min(first[message.topicPartition] ?? .max, message.offset)
+        }
+        guard !first.isEmpty else { return }
+        try seek(first, timeout: timeout)
+    }
+
     /// The earliest offset whose timestamp is at or after each time (ms since the
     /// epoch); `KafkaOffset.end` where there is none.
     public func offsets(forTimes times: [KafkaTopicPartition: Int64], timeout: Duration) throws(KafkaError) -> [KafkaTopicPartition: Int64] {

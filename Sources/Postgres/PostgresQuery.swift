@@ -145,6 +145,14 @@ extension Int32: PostgresArrayElement {
     public var postgresArrayLiteral: String { String(self) }
 }
 
+extension Bool: PostgresArrayElement {
+    public var postgresArrayLiteral: String { self ? "t" : "f" }
+}
+
+extension Double: PostgresArrayElement {
+    public var postgresArrayLiteral: String { String(self) }
+}
+
 extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
     public var postgresArrayLiteral: String { self?.postgresArrayLiteral ?? "NULL" }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Kafka
 import Redis
+import WMSPipeline
 
 /// The settings of section 7 of the contract, read from the environment. Every
 /// missing or malformed value stops the program before it connects, naming the
@@ -14,7 +15,11 @@ struct Settings: Sendable {
     var groupID: String
     var topics: [String]
     var redis: RedisURL
+    var displayCache: RedisURL
     var postgresURL: String
+    var alertsTopic: String
+    var allocationsTopic: String
+    var deadLetterTopic: String
     /// librdkafka properties passed through as they are (SASL, TLS, tuning).
     var kafkaProperties: [String: String]
 
@@ -37,12 +42,27 @@ struct Settings: Sendable {
             $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         } ?? Self.defaultTopics
         guard !topics.isEmpty else { throw Invalid(name: "WMS_TOPICS", problem: "names no topic") }
-        do {
-            redis = try RedisURL(try required("WMS_REDIS_URL"))
-        } catch let error as RedisError {
-            throw Invalid(name: "WMS_REDIS_URL", problem: "\(error)")
+        func redisURL(_ name: String, _ text: String) throws -> RedisURL {
+            do {
+                return try RedisURL(text)
+            } catch {
+                throw Invalid(name: name, problem: "\(error)")
+            }
         }
+        redis = try redisURL("WMS_REDIS_URL", try required("WMS_REDIS_URL"))
+        displayCache = try environment["WMS_DISPLAY_CACHE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+            .map { try redisURL("WMS_DISPLAY_CACHE_URL", $0) } ?? redis
         postgresURL = try required("WMS_POSTGRES_URL")
+        func topic(_ name: String, default value: String) throws -> String {
+            let topic = environment[name].flatMap { $0.isEmpty ? nil : $0 } ?? value
+            guard topic.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }), topic.count <= 249 else {
+                throw Invalid(name: name, problem: "'\(topic)' is not a valid Kafka topic name")
+            }
+            return topic
+        }
+        alertsTopic = try topic("WMS_ALERTS_TOPIC", default: "inventory.alerts")
+        allocationsTopic = try topic("WMS_ALLOCATIONS_TOPIC", default: "wms.allocations")
+        deadLetterTopic = try topic("WMS_DLQ_TOPIC", default: "wms.events.dlq")
         kafkaProperties = try Self.parseProperties(environment["WMS_KAFKA_PROPERTIES"] ?? "", name: "WMS_KAFKA_PROPERTIES")
     }
 
@@ -66,6 +86,19 @@ struct Settings: Sendable {
             throw Invalid(name: "WMS_POSTGRES_URL", problem: "is not set")
         }
         return value
+    }
+
+    var pipeline: PipelineSettings {
+        var settings = PipelineSettings(topics: topics)
+        settings.alertsTopic = alertsTopic
+        settings.allocationsTopic = allocationsTopic
+        settings.deadLetterTopic = deadLetterTopic
+        return settings
+    }
+
+    var producerConfig: KafkaConfig {
+        KafkaConfig(bootstrapServers: kafkaBrokers, properties: kafkaProperties.merging(
+            ["client.id": "wms-worker"], uniquingKeysWith: { passedThrough, _ in passedThrough }))
     }
 
     var consumerConfig: KafkaConfig {

@@ -93,19 +93,3 @@ import WMSStore
     }
 }
 
-/// A schema of the test's own, first on the search_path of connections to `url`.
-struct FreshSchema: Sendable {
-    let name: String
-    let url: String
-
-    static func create() async throws -> FreshSchema {
-        let name = "test_" + UUID().uuidString.prefix(8).lowercased()
-        try await blocking { try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "CREATE SCHEMA \(name)") }
-        let separator = TestEnvironment.postgresURL.contains("?") ? "&" : "?"
-        return FreshSchema(name: name, url: TestEnvironment.postgresURL + separator + "options=-csearch_path%3D\(name)")
-    }
-
-    func drop() async throws {
-        try await blocking { try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "DROP SCHEMA \(name) CASCADE") }
-    }
-}

@@ -19,9 +19,7 @@ struct Check: AsyncParsableCommand {
                 ("redis", Result { try dependencies.probeRedis().1 }),
                 ("postgres", Result { try dependencies.probePostgres().1 }),
                 ("kafka", Result {
-                    try dependencies.probeKafka(try KafkaProducer(
-                        config: KafkaConfig(bootstrapServers: dependencies.settings.kafkaBrokers,
-                                            properties: dependencies.settings.kafkaProperties), logger: logger))
+                    try dependencies.probeKafka(try KafkaProducer(config: dependencies.settings.producerConfig, logger: logger))
                 }),
             ]
         }

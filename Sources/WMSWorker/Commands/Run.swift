@@ -4,16 +4,19 @@ import Dispatch
 import Foundation
 import Kafka
 import Logging
+import Postgres
+import Redis
 import Synchronization
+import WMSPipeline
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon until SIGTERM or SIGINT.",
         discussion: """
             Connects to Redis, PostgreSQL and Kafka (retrying with backoff until each answers), \
-            joins the consumer group and follows its partitions. This is the foundation's \
-            skeleton: applying events arrives with the event pipeline; until then no offset is \
-            committed, so nothing is consumed for good.
+            joins the consumer group and applies every event of its partitions. On SIGTERM or \
+            SIGINT it finishes and commits the batch in hand, leaves the group and exits 0; a \
+            second signal exits at once.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -25,59 +28,42 @@ struct Run: AsyncParsableCommand {
         let thread = DedicatedThread(name: "wms.pipeline")
         defer { thread.stop() }
         try await thread.run {
-            try Self.follow(settings: settings, stop: stop, logger: logger)
+            try Self.runPipeline(settings: settings, stop: stop, logger: logger)
         }
         logger.info("stopped")
     }
 
     /// Runs on the dedicated pipeline thread: every call in here blocks.
-    static func follow(settings: Settings, stop: ShutdownSignal, logger: Logger) throws {
+    static func runPipeline(settings: Settings, stop: ShutdownSignal, logger: Logger) throws {
         let dependencies = Dependencies(settings: settings, logger: logger)
-        var backoff = Backoff()
-        var connected: (redis: String, postgres: String)?
-        while connected == nil, !stop.requested {
+        var backoff = Backoff(maximum: .seconds(30))
+        var stores: (hot: RedisConnection, postgres: PostgresConnection)?
+        while stores == nil, !stop.requested {
             do {
-                let (_, redis) = try dependencies.probeRedis()
-                let (_, postgres) = try dependencies.probePostgres()
-                connected = (redis, postgres)
+                let (hot, redisDetail) = try dependencies.probeRedis()
+                let (postgres, postgresDetail) = try dependencies.probePostgres()
+                logger.info("connected to Redis", metadata: ["redis": "\(redisDetail)"])
+                logger.info("connected to PostgreSQL", metadata: ["postgres": "\(postgresDetail)"])
+                stores = (hot, postgres)
             } catch {
                 let delay = backoff.next()
                 logger.warning("a store is not reachable, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 stop.sleep(delay)
             }
         }
-        guard let connected else { return }
-        logger.info("connected to Redis", metadata: ["redis": "\(connected.redis)"])
-        logger.info("connected to PostgreSQL", metadata: ["postgres": "\(connected.postgres)"])
-
-        let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
-        try consumer.subscribe(settings.topics)
+        guard let stores else { return }
+        // The display cache gets a connection of its own even on the same server: it
+        // belongs to the product-page layer and may move elsewhere.
+        let connections = Pipeline.Connections(
+            consumer: try KafkaConsumer(config: settings.consumerConfig, logger: logger),
+            producer: try KafkaProducer(config: settings.producerConfig, logger: logger),
+            hot: stores.hot, displayCache: try RedisConnection(url: settings.displayCache), postgres: stores.postgres)
         logger.info("joining consumer group", metadata: [
             "kafka.brokers": "\(settings.kafkaBrokers)", "kafka.group": "\(settings.groupID)",
             "kafka.topics": "\(settings.topics.joined(separator: ","))",
         ])
-        var seen = 0
-        while !stop.requested {
-            seen += try consumer.poll(maxMessages: 1000, timeout: .milliseconds(200)).count
-            // The consumer logs each rebalance itself; nothing is in flight to settle here.
-            _ = consumer.takeRebalanceEvents()
-            if let error = consumer.takeLastError() {
-                logger.warning("Kafka unreachable, librdkafka keeps retrying", metadata: ["kafka.error": "\(error)"])
-            }
-        }
-        logger.info("leaving consumer group", metadata: ["messages_seen_not_committed": "\(seen)"])
-        try consumer.close()
-    }
-}
-
-/// Exponential backoff with jitter: 0.5 s doubling up to 30 s.
-struct Backoff {
-    private var attempt = 0
-
-    mutating func next() -> Duration {
-        defer { attempt += 1 }
-        let base = min(30.0, 0.5 * pow(2.0, Double(min(attempt, 10))))
-        return .milliseconds(Int(base * Double.random(in: 0.8...1.2) * 1000))
+        let pipeline = Pipeline(settings: settings.pipeline, connections: connections, logger: logger)
+        try pipeline.run(shouldStop: { stop.requested }, sleep: stop.sleep)
     }
 }
 
@@ -102,7 +88,7 @@ final class ShutdownSignal: @unchecked Sendable {
                     logger.warning("second signal: exiting at once", metadata: ["signal": "\(number)"])
                     exit(1)
                 }
-                logger.info("signal received: finishing", metadata: ["signal": "\(number)"])
+                logger.info("signal received: finishing the batch in hand", metadata: ["signal": "\(number)"])
             }
             source.resume()
             return source
@@ -115,7 +101,7 @@ final class ShutdownSignal: @unchecked Sendable {
     func sleep(_ duration: Duration) {
         let deadline = ContinuousClock.now + duration
         while !requested, ContinuousClock.now < deadline {
-            usleep(50_000)
+            usleep(20_000)
         }
     }
 }

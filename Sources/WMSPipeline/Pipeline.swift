@@ -1,0 +1,183 @@
+import Foundation
+import Kafka
+import Logging
+import Postgres
+import Redis
+import WMSStore
+
+/// The consume loop: poll a batch, take it through `BatchProcessor`, commit its
+/// offsets. A batch that fails is rewound and polled again after a backoff, so the
+/// consumer keeps polling (and its place in the group) through an outage of
+/// Kafka, Redis or PostgreSQL, and no offset is committed past an event whose
+/// effects are not durable.
+///
+/// Blocking: `run` owns its thread until `shouldStop` turns true.
+public final class Pipeline {
+    public struct Connections {
+        public var consumer: KafkaConsumer
+        public var producer: KafkaProducer
+        public var hot: RedisConnection
+        public var displayCache: RedisConnection
+        public var postgres: PostgresConnection
+
+        public init(consumer: KafkaConsumer, producer: KafkaProducer, hot: RedisConnection, displayCache: RedisConnection,
+                    postgres: PostgresConnection) {
+            self.consumer = consumer
+            self.producer = producer
+            self.hot = hot
+            self.displayCache = displayCache
+            self.postgres = postgres
+        }
+    }
+
+    let settings: PipelineSettings
+    let consumer: KafkaConsumer
+    let store: InventoryStore
+    let processor: BatchProcessor
+    let faults: FaultPoints
+    let logger: Logger
+    public private(set) var totals = BatchReport()
+    public private(set) var committedBatches = 0
+
+    public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(), logger: Logger) {
+        self.settings = settings
+        self.consumer = connections.consumer
+        self.store = InventoryStore(db: connections.postgres)
+        self.faults = faults
+        self.logger = logger
+        self.processor = BatchProcessor(
+            settings: settings,
+            hotStore: HotStore(hot: connections.hot, displayCache: connections.displayCache, deduplicationWindow: settings.deduplicationWindow),
+            store: store, producer: connections.producer, faults: faults, logger: logger)
+    }
+
+    /// Runs until `shouldStop()` is true between batches; then the batch in hand is
+    /// finished and committed (or, if a store is down, left for the next run), and
+    /// the consumer leaves the group.
+    public func run(shouldStop: () -> Bool, sleep: (Duration) -> Void) throws {
+        try consumer.subscribe(settings.topics)
+        publishLeftovers(shouldStop: shouldStop, sleep: sleep)
+        var backoff = Backoff(maximum: settings.maxRetryDelay)
+        var lastSummary = ContinuousClock.now
+        var sinceSummary = BatchReport()
+        while !shouldStop() {
+            let batch = try consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
+            for change in consumer.takeRebalanceEvents() {
+                if case .lost(let partitions) = change {
+                    logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(partitions.count)"])
+                }
+            }
+            if !batch.isEmpty {
+                do {
+                    let report = try processor.process(batch)
+                    try consumer.commit(Self.nextOffsets(batch))
+                    faults.reached(.afterCommit)
+                    committedBatches += 1
+                    totals.merge(report)
+                    sinceSummary.merge(report)
+                    if report.deadLetterCount > 0 {
+                        logger.warning("messages sent to the dead-letter topic", metadata: [
+                            "count": "\(report.deadLetterCount)",
+                            "codes": "\(report.deadLetters.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
+                        ])
+                    }
+                    backoff.reset()
+                } catch {
+                    let delay = backoff.next()
+                    logger.error("batch failed, retrying", metadata: [
+                        "error": "\(error)", "retry_in": "\(delay)", "messages": "\(batch.count)",
+                        "retriable": "\(Self.isRetriable(error))",
+                    ])
+                    do {
+                        try consumer.rewind(to: batch, timeout: .seconds(10))
+                    } catch {
+                        logger.warning("could not rewind the failed batch; the group will redeliver it", metadata: ["error": "\(error)"])
+                    }
+                    sleep(delay)
+                }
+            }
+            if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
+                logger.info("progress", metadata: [
+                    "applied": "\(sinceSummary.appliedCount)", "duplicates": "\(sinceSummary.duplicates)",
+                    "dead_letters": "\(sinceSummary.deadLetterCount)", "alerts": "\(sinceSummary.alerts.values.reduce(0, +))",
+                    "published": "\(sinceSummary.published)",
+                ])
+                sinceSummary = BatchReport()
+                lastSummary = ContinuousClock.now
+            }
+        }
+        logger.info("stopping: leaving the consumer group", metadata: [
+            "applied": "\(totals.appliedCount)", "duplicates": "\(totals.duplicates)", "dead_letters": "\(totals.deadLetterCount)",
+        ])
+        try consumer.close()
+    }
+
+    /// Outbox rows a crashed run left unpublished: sent before anything else.
+    /// Events of a later batch would publish them too; this also covers rows whose
+    /// events are never redelivered.
+    private func publishLeftovers(shouldStop: () -> Bool, sleep: (Duration) -> Void) {
+        var backoff = Backoff(maximum: settings.maxRetryDelay)
+        while !shouldStop() {
+            do {
+                let pending = try store.allPendingOutbox(limit: 10_000)
+                if !pending.isEmpty {
+                    try processor.producer.deliver(pending.map(OutboundMessages.kafkaMessage))
+                    try store.markPublished(pending.map(\.messageId))
+                    logger.info("published outbox rows left by an earlier run", metadata: ["count": "\(pending.count)"])
+                }
+                return
+            } catch {
+                let delay = backoff.next()
+                logger.error("cannot publish the outbox, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                sleep(delay)
+            }
+        }
+    }
+
+    /// Per partition, the offset after the batch's last message.
+    static func nextOffsets(_ batch: [KafkaMessage]) -> [KafkaTopicPartition: Int64] {
+        var offsets: [KafkaTopicPartition: Int64] = [:]
+        for message in batch {
+            offsets[message.topicPartition] = max(offsets[message.topicPartition] ?? 0, message.nextOffset)
+        }
+        return offsets
+    }
+
+    static func isRetriable(_ error: any Error) -> Bool {
+        switch error {
+        case let error as KafkaError: error.isRetriable
+        case let error as RedisError: error.isRetriable
+        case let error as PostgresError: error.isRetriable
+        default: false
+        }
+    }
+}
+
+extension BatchReport {
+    mutating func merge(_ other: BatchReport) {
+        applied.merge(other.applied, uniquingKeysWith: +)
+        duplicates += other.duplicates
+        deadLetters.merge(other.deadLetters, uniquingKeysWith: +)
+        alerts.merge(other.alerts, uniquingKeysWith: +)
+        published += other.published
+    }
+}
+
+/// Exponential backoff with jitter: 0.2 s doubling up to `maximum`.
+public struct Backoff: Sendable {
+    public let maximum: Duration
+    private var attempt = 0
+
+    public init(maximum: Duration) {
+        self.maximum = maximum
+    }
+
+    public mutating func next() -> Duration {
+        defer { attempt += 1 }
+        let base = 0.2 * pow(2.0, Double(min(attempt, 16)))
+        let seconds = min(Double(maximum.components.seconds), base) * Double.random(in: 0.8...1.2)
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    public mutating func reset() { attempt = 0 }
+}

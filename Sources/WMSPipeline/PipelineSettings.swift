@@ -1,0 +1,25 @@
+import WMSDomain
+
+/// What the pipeline needs to know beyond its connections.
+public struct PipelineSettings: Sendable {
+    public var topics: [String]
+    public var alertsTopic = "inventory.alerts"
+    public var allocationsTopic = "wms.allocations"
+    public var deadLetterTopic = "wms.events.dlq"
+    /// Most messages taken into one batch.
+    public var maxBatchSize = 2000
+    /// How long a poll waits for the first message of a batch.
+    public var pollTimeout: Duration = .milliseconds(100)
+    /// How long Redis keeps an event's deduplication marks. PostgreSQL remembers
+    /// every eventId forever; the marks only have to outlive a crash's recovery.
+    public var deduplicationWindow: Duration = .seconds(7 * 24 * 3600)
+    public var varianceThresholds = VarianceThresholds()
+    /// Dead letters with a larger original value are cut to their first 64 KiB.
+    public var deadLetterMaxBytes = 1_000_000
+    /// Longest wait between two attempts at a failing batch.
+    public var maxRetryDelay: Duration = .seconds(30)
+
+    public init(topics: [String]) {
+        self.topics = topics
+    }
+}

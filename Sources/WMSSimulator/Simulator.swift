@@ -1,0 +1,206 @@
+import ArgumentParser
+import BlockingIO
+import Foundation
+import Kafka
+import Logging
+import Postgres
+import Redis
+
+/// Feeds the worker a generated warehouse day and checks what it left behind: the
+/// README's main job and the acceptance runs use it.
+@main
+struct Simulator: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wms-simulator",
+        abstract: "Generate warehouse events into Kafka and verify the stores against the contract's arithmetic.",
+        subcommands: [Day.self, Verify.self])
+}
+
+/// What a generated day must leave behind, written by `day` for `verify`.
+struct Expectation: Codable {
+    var prefix: String
+    var startedAt: String
+    var events: Int
+    var resends: Int
+    var poison: Int
+    var varianceAlerts: Int
+    var levels: [String: [Int64]]
+}
+
+struct Day: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Produce a generated warehouse day to the WMS topics.")
+
+    @Option(help: "Valid events to generate.") var events = 2000
+    @Option(help: "Seed: the same seed gives the same day.") var seed: UInt64 = 1
+    @Option(help: "SKUs.") var skus = 40
+    @Option(help: "Fulfillment centers (at least 2).") var locations = 3
+    @Option(help: "Share of messages sent again (a resend on another topic or the same one).") var resendRate = 0.01
+    @Option(help: "Share of messages that are bad (poison).") var poisonRate = 0.02
+    @Option(help: "Where to write what the day must leave behind.") var expectedFile = "expected.json"
+    @Option(help: "Prefix of every SKU and eventId (default: a fresh one per run).") var prefix: String?
+
+    func validate() throws {
+        guard events > 0 else { throw ValidationError("--events must be positive") }
+        guard locations >= 2 else { throw ValidationError("--locations must be at least 2 (transfers move between them)") }
+        guard (0...0.5).contains(resendRate), (0...0.5).contains(poisonRate) else {
+            throw ValidationError("--resend-rate and --poison-rate must be between 0 and 0.5")
+        }
+    }
+
+    func run() async throws {
+        let brokers = try environment("WMS_KAFKA_BROKERS")
+        let postgresURL = try environment("WMS_POSTGRES_URL")
+        let prefix = self.prefix ?? "R\(UInt32.random(in: 0..<UInt32.max) % 100_000)-"
+        var day = WarehouseDay(seed: seed, skus: skus, locations: locations, prefix: prefix)
+        day.generate(count: events)
+        var random = SeededRandom(seed: seed &+ 7)
+        var outbound: [KafkaOutboundMessage] = []
+        var resends = 0
+        var poison = 0
+        let topics = Array(Set(day.events.map(\.topic))).sorted()
+        for event in day.events {
+            outbound.append(KafkaOutboundMessage(topic: event.topic, key: Array(event.id.utf8), value: Array(event.json.utf8)))
+            if random.chance(resendRate) {
+                // Sent again: half on the same topic, half on another one.
+                let topic = random.chance(0.5) ? event.topic : topics[random.int(0...(topics.count - 1))]
+                outbound.append(KafkaOutboundMessage(topic: topic, value: Array(event.json.utf8)))
+                resends += 1
+            }
+            if random.chance(poisonRate) {
+                poison += 1
+                outbound.append(KafkaOutboundMessage(topic: topics[random.int(0...(topics.count - 1))],
+                                                     value: Self.poison(kind: random.int(0...6), number: poison, prefix: prefix, conflictWith: event)))
+            }
+        }
+        let messages = outbound
+        let startedAt = try await DedicatedThread(name: "wms.simulator").run { () -> String in
+            let db = try PostgresConnection(url: postgresURL)
+            let now = try db.query("SELECT now()::text AS now").first!["now"].string()
+            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["compression.type": "lz4"]),
+                                             logger: Logger(label: "wms-simulator"))
+            for chunk in stride(from: 0, to: messages.count, by: 5000) {
+                try producer.deliver(Array(messages[chunk..<min(chunk + 5000, messages.count)]))
+            }
+            return now
+        }
+        let expectation = Expectation(prefix: prefix, startedAt: startedAt, events: day.events.count, resends: resends, poison: poison,
+                                      varianceAlerts: day.alertsExpected, levels: day.expected)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(expectation).write(to: URL(fileURLWithPath: expectedFile))
+        print("produced \(outbound.count) messages: \(day.events.count) events, \(resends) resends, \(poison) poison, "
+              + "\(day.skus.count) SKUs at \(day.locations.joined(separator: ",")); expected state in \(expectedFile)")
+    }
+
+    /// One bad message of section 6's classes.
+    static func poison(kind: Int, number: Int, prefix: String, conflictWith event: WarehouseDay.Event) -> [UInt8] {
+        let id = "\(prefix)BAD-\(number)"
+        switch kind {
+        case 0: return Array("{\"eventId\":\"\(id)\",".utf8)                                     // INVALID_JSON
+        case 1: return [0x7B, 0x22, 0xC3, 0x28, 0x22, 0x7D]                                          // INVALID_JSON: bad UTF-8
+        case 2: return Array(#"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","items":[{"sku":"\#(prefix)SKU-0","quantity":-4}]}"#.utf8)
+        case 3: return Array(#"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","items":[{"sku":"x' OR 1=1; --","quantity":4}]}"#.utf8)
+        case 4: return Array(#"{"eventId":"\#(id)","eventType":"INVENTORY_TELEPORTED","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1"}"#.utf8)
+        case 5: return Array(#"{"eventId":"\#(id)","eventType":"DAMAGE_REPORT","timestamp":"27/11/2026","locationId":"FC1","reason":"x","items":[{"sku":"\#(prefix)SKU-0","quantity":1}]}"#.utf8)
+        default:
+            // EVENT_ID_CONFLICT: an earlier eventId with another payload.
+            return Array(event.json.replacingOccurrences(of: #""source":"wms""#, with: #""source":"inventory_service""#).utf8)
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Wait until the worker has taken in a generated day, then compare PostgreSQL, Redis and the expected state.")
+
+    @Option(help: "The file `day` wrote.") var expectedFile = "expected.json"
+    @Option(help: "Seconds to wait for the worker to take everything in.") var wait = 120
+    @Flag(help: "Print every level, not only the first rows.") var all = false
+
+    func run() async throws {
+        let expectation = try JSONDecoder().decode(Expectation.self, from: Data(contentsOf: URL(fileURLWithPath: expectedFile)))
+        let postgresURL = try environment("WMS_POSTGRES_URL")
+        let redisURL = try RedisURL(try environment("WMS_REDIS_URL"))
+        let (lines, ok) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool) in
+            let db = try PostgresConnection(url: postgresURL)
+            let redis = try RedisConnection(url: redisURL)
+            let start = ContinuousClock.now
+            var settled = false
+            var counts = (events: Int64(0), dead: Int64(0), pending: Int64(0))
+            while ContinuousClock.now - start < .seconds(wait) {
+                let row = try db.query("""
+                    SELECT (SELECT count(*) FROM inventory_events WHERE starts_with(event_id, \(expectation.prefix))) AS events,
+                           (SELECT count(*) FROM dead_letters WHERE created_at >= \(expectation.startedAt)::timestamptz) AS dead,
+                           (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending
+                    """).first!
+                counts = (try row["events"].int(), try row["dead"].int(), try row["pending"].int())
+                if counts.events == expectation.events, counts.dead >= expectation.poison, counts.pending == 0 {
+                    settled = true
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.5)
+            }
+            var lines = ["events applied \(counts.events) of \(expectation.events); dead letters \(counts.dead) (poison sent \(expectation.poison)); "
+                         + "resends \(expectation.resends); outbox pending \(counts.pending)" + (settled ? "" : "  [NOT SETTLED after \(wait) s]")]
+            var mismatches = 0
+            let rows = try db.query("""
+                SELECT sku, location_id, on_hand, allocated, reserved, damaged, picked, in_transit_in, in_transit_out
+                FROM inventory_levels WHERE starts_with(sku, \(expectation.prefix)) ORDER BY sku, location_id
+                """).rows
+            var postgres: [String: [Int64]] = [:]
+            for row in rows {
+                postgres["\(try row["sku"].string())@\(try row["location_id"].string())"] = try (2...8).map { try row[$0].int() }
+            }
+            lines.append("")
+            lines.append("sku@location".padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + "   onHand allocated reserved  damaged   picked  inTrIn inTrOut  available  stores")
+            for key in Set(expectation.levels.keys).union(postgres.keys).sorted() {
+                let expected = expectation.levels[key] ?? Array(repeating: 0, count: 7)
+                let parts = key.split(separator: "@")
+                let hash = try redis.send("HMGET", "inventory:live:{\(parts[0])}:\(parts[1])", "onHand", "allocated", "reserved",
+                                          "damaged", "picked", "inTransitIn", "inTransitOut", "available").array?.map { $0.int ?? 0 } ?? []
+                let inPostgres = postgres[key] ?? Array(repeating: 0, count: 7)
+                let available = expected[0] - expected[1] - expected[2]
+                let agree = inPostgres == expected && Array(hash.prefix(7)) == expected && hash.last == available
+                if !agree { mismatches += 1 }
+                if all || lines.count < 24 || !agree {
+                    lines.append(key.padding(toLength: 24, withPad: " ", startingAt: 0)
+                                 + (expected + [available]).map { String($0).leftPadded(9) }.joined()
+                                 + (agree ? "  equal" : "  DIFFER pg=\(inPostgres) redis=\(hash)"))
+                }
+            }
+            if !all, expectation.levels.count > 22 { lines.append("… \(expectation.levels.count) SKU-locations in all (--all prints every one)") }
+            lines.append("")
+            for row in try db.query("""
+                SELECT alert_type, count(*) AS n FROM variance_alerts WHERE starts_with(sku, \(expectation.prefix)) GROUP BY 1 ORDER BY 1
+                """).rows {
+                lines.append("alerts \(try row["alert_type"].string()): \(try row["n"].int())")
+            }
+            lines.append("variance alerts expected: \(expectation.varianceAlerts)")
+            for row in try db.query("""
+                SELECT error_code, count(*) AS n FROM dead_letters WHERE created_at >= \(expectation.startedAt)::timestamptz GROUP BY 1 ORDER BY 1
+                """).rows {
+                lines.append("dead letters \(try row["error_code"].string()): \(try row["n"].int())")
+            }
+            let varianceAlerts = try db.query("""
+                SELECT count(*) AS n FROM variance_alerts WHERE alert_type = 'INVENTORY_VARIANCE_ALERT' AND starts_with(sku, \(expectation.prefix))
+                """).first!["n"].int()
+            lines.append(mismatches == 0 ? "PostgreSQL, Redis and the expected state agree on \(expectation.levels.count) SKU-locations"
+                                         : "\(mismatches) SKU-locations DIFFER")
+            return (lines, settled && mismatches == 0 && varianceAlerts == expectation.varianceAlerts)
+        }
+        print(lines.joined(separator: "\n"))
+        if !ok { throw ExitCode(1) }
+    }
+}
+
+func environment(_ name: String) throws -> String {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
+        throw ValidationError("\(name) is not set (source \"$(scripts/services env)\")")
+    }
+    return value
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}

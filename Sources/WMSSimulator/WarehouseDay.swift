@@ -1,0 +1,168 @@
+import Foundation
+
+/// A generated day of warehouse events across several fulfillment centers, with
+/// the quantities the contract's arithmetic says they must leave behind. Its own
+/// small model of section 2, independent of the worker's domain code, so that the
+/// two check each other.
+struct WarehouseDay {
+    struct Event {
+        var id: String
+        var topic: String
+        var json: String
+    }
+
+    /// The 7 buckets in contract order: onHand allocated reserved damaged picked inTransitIn inTransitOut.
+    private(set) var expected: [String: [Int64]] = [:]
+    private(set) var events: [Event] = []
+    private(set) var alertsExpected = 0
+
+    private var random: SeededRandom
+    let skus: [String]
+    let locations: [String]
+    let prefix: String
+
+    init(seed: UInt64, skus: Int, locations: Int, prefix: String) {
+        random = SeededRandom(seed: seed)
+        self.prefix = prefix
+        self.skus = (0..<skus).map { "\(prefix)SKU-\($0)" }
+        self.locations = (0..<locations).map { "FC\($0 + 1)" }
+    }
+
+    mutating func generate(count: Int) {
+        // Stock first, so that the rest of the day has something to move.
+        for sku in skus {
+            for location in locations where events.count < count {
+                receive(sku, at: location, random.int(50...200))
+            }
+        }
+        var orders = 0
+        var transfers = 0
+        while events.count < count {
+            let sku = skus[random.int(0...(skus.count - 1))]
+            let location = locations[random.int(0...(locations.count - 1))]
+            switch random.int(0...99) {
+            case 0..<25: receive(sku, at: location, random.int(5...60))
+            case 25..<55:
+                // An order's life at the warehouse: pick, pack, ship.
+                orders += 1
+                let quantity = Int64(random.int(1...5))
+                let order = "\(prefix)ORD-\(orders)"
+                add(.pick, sku: sku, at: location, quantity, order: order)
+                add(.pack, sku: sku, at: location, quantity, order: order)
+                add(.ship, sku: sku, at: location, quantity, order: order)
+            case 55..<70:
+                let expectedCount = max(0, self.onHand(sku, location))
+                let actual = max(0, expectedCount + Int64(random.int(-15...8)))
+                cycleCount(sku, at: location, expected: expectedCount, actual: actual)
+            case 70..<80: add(.damage, sku: sku, at: location, Int64(random.int(1...3)))
+            default:
+                transfers += 1
+                let destination = locations.filter { $0 != location }[random.int(0...(locations.count - 2))]
+                let quantity = Int64(random.int(1...10))
+                transfer(sku, from: location, to: destination, quantity, id: "\(prefix)TR-\(transfers)")
+            }
+        }
+        events = Array(events.prefix(count))
+    }
+
+    func onHand(_ sku: String, _ location: String) -> Int64 { expected["\(sku)@\(location)"]?[0] ?? 0 }
+
+    // MARK: Events and their arithmetic
+
+    private enum Kind { case pick, pack, ship, damage }
+
+    private mutating func receive(_ sku: String, at location: String, _ quantity: Int) {
+        let id = nextID()
+        apply(sku, location, [Int64(quantity), 0, 0, 0, 0, 0, 0])
+        emit(id, "wms.receiving", envelope(id, "RECEIVING_COMPLETE", location,
+                                           #""purchaseOrderId":"PO-\#(id)","items":[{"sku":"\#(sku)","quantity":\#(quantity)}]"#))
+    }
+
+    private mutating func add(_ kind: Kind, sku: String, at location: String, _ q: Int64, order: String = "") {
+        let id = nextID()
+        let item = #""items":[{"sku":"\#(sku)","quantity":\#(q)}]"#
+        switch kind {
+        case .pick:
+            apply(sku, location, [-q, -q, 0, 0, q, 0, 0])
+            emit(id, "wms.picking", envelope(id, "PICK_COMPLETE", location, #""orderId":"\#(order)",\#(item)"#))
+        case .pack:
+            emit(id, "wms.picking", envelope(id, "PACK_COMPLETE", location, #""orderId":"\#(order)",\#(item)"#))
+        case .ship:
+            apply(sku, location, [0, 0, 0, 0, -q, 0, 0])
+            emit(id, "wms.shipping", envelope(id, "SHIP_COMPLETE", location, #""orderId":"\#(order)","shipmentId":"SH-\#(id)",\#(item)"#))
+        case .damage:
+            apply(sku, location, [-q, 0, 0, q, 0, 0, 0])
+            emit(id, "wms.damage", envelope(id, "DAMAGE_REPORT", location, #""reason":"crushed pallet",\#(item)"#))
+        }
+    }
+
+    private mutating func cycleCount(_ sku: String, at location: String, expected expectedCount: Int64, actual: Int64) {
+        let id = nextID()
+        let variance = actual - expectedCount
+        apply(sku, location, [variance, 0, 0, 0, 0, 0, 0])
+        if abs(variance) > 10 || (expectedCount > 0 && Double(abs(variance)) / Double(expectedCount) > 0.05) || (expectedCount == 0 && actual > 0) {
+            alertsExpected += 1
+        }
+        emit(id, "wms.cycle-counts", envelope(id, "CYCLE_COUNT_ADJUSTMENT", location, """
+            "sku":"\(sku)","expectedCount":\(expectedCount),"actualCount":\(actual),"reason":"cycle count","approvedBy":"lead-3","auditId":"AUD-\(id)"
+            """))
+    }
+
+    private mutating func transfer(_ sku: String, from: String, to: String, _ q: Int64, id transferID: String) {
+        let shipped = nextID()
+        apply(sku, from, [-q, 0, 0, 0, 0, 0, q])
+        apply(sku, to, [0, 0, 0, 0, 0, q, 0])
+        emit(shipped, "wms.transfers", envelope(shipped, "TRANSFER_SHIPPED", from,
+                                                #""transferId":"\#(transferID)","toLocationId":"\#(to)","items":[{"sku":"\#(sku)","quantity":\#(q)}]"#))
+        let received = nextID()
+        apply(sku, to, [q, 0, 0, 0, 0, -q, 0])
+        apply(sku, from, [0, 0, 0, 0, 0, 0, -q])
+        emit(received, "wms.transfers", envelope(received, "TRANSFER_RECEIVED", to,
+                                                 #""transferId":"\#(transferID)","fromLocationId":"\#(from)","items":[{"sku":"\#(sku)","quantity":\#(q)}]"#))
+    }
+
+    private mutating func apply(_ sku: String, _ location: String, _ deltas: [Int64]) {
+        let key = "\(sku)@\(location)"
+        let current = expected[key] ?? Array(repeating: 0, count: 7)
+        expected[key] = zip(current, deltas).map(+)
+    }
+
+    private mutating func emit(_ id: String, _ topic: String, _ json: String) {
+        events.append(Event(id: id, topic: topic, json: json))
+    }
+
+    private var sequence = 0
+    private mutating func nextID() -> String {
+        sequence += 1
+        return "\(prefix)EV-\(sequence)"
+    }
+
+    private func envelope(_ id: String, _ type: String, _ location: String, _ body: String) -> String {
+        // Timestamps through the day, with an offset as WMSs send them.
+        let second = sequence % 86_400
+        let time = String(format: "2026-11-27T%02d:%02d:%02d.%03d+01:00", second / 3600, second / 60 % 60, second % 60, sequence % 1000)
+        return #"{"eventId":"\#(id)","eventType":"\#(type)","timestamp":"\#(time)","locationId":"\#(location)","source":"wms",\#(body)}"#
+    }
+}
+
+/// xorshift64*: the same seed gives the same day.
+struct SeededRandom {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 2_685_821_657_736_338_717
+    }
+
+    mutating func int(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + Int(next() % UInt64(range.count))
+    }
+
+    mutating func chance(_ probability: Double) -> Bool {
+        Double(next() % 1_000_000) / 1_000_000 < probability
+    }
+}

@@ -1,0 +1,153 @@
+import WMSDomain
+
+/// What one batch writes to PostgreSQL, built by the pipeline and written in one
+/// transaction by `InventoryStore.write(_:)`.
+public struct BatchRecords: Sendable {
+    public var events: [EventRecord] = []
+    public var ledger: [LedgerRecord] = []
+    public var adjustments: [AdjustmentRecord] = []
+    public var alerts: [AlertRecord] = []
+    public var outbox: [OutboxRecord] = []
+    public var deadLetters: [DeadLetterRecord] = []
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        events.isEmpty && outbox.isEmpty && deadLetters.isEmpty
+    }
+}
+
+public struct EventRecord: Sendable {
+    public var eventId: String
+    public var eventType: String
+    public var locationId: String?
+    public var occurredAtMs: Int64
+    /// The payload's canonical JSON and its SHA-256 (hex).
+    public var canonicalJSON: String
+    public var digest: String
+    public var sourceTopic: String
+    public var sourcePartition: Int32
+    public var sourceOffset: Int64
+
+    public init(eventId: String, eventType: String, locationId: String?, occurredAtMs: Int64, canonicalJSON: String,
+                digest: String, sourceTopic: String, sourcePartition: Int32, sourceOffset: Int64) {
+        self.eventId = eventId
+        self.eventType = eventType
+        self.locationId = locationId
+        self.occurredAtMs = occurredAtMs
+        self.canonicalJSON = canonicalJSON
+        self.digest = digest
+        self.sourceTopic = sourceTopic
+        self.sourcePartition = sourcePartition
+        self.sourceOffset = sourceOffset
+    }
+}
+
+/// One ledger row: an event line's changes at one location.
+public struct LedgerRecord: Sendable {
+    public var eventId: String
+    public var eventType: String
+    public var effect: QuantityEffect
+    /// False for ledger-only lines (a pack): they leave `inventory_levels` alone.
+    public var touchesLevels: Bool
+
+    public init(eventId: String, eventType: String, effect: QuantityEffect, touchesLevels: Bool) {
+        self.eventId = eventId
+        self.eventType = eventType
+        self.effect = effect
+        self.touchesLevels = touchesLevels
+    }
+}
+
+public struct AdjustmentRecord: Sendable {
+    public var eventId: String
+    public var locationId: String
+    public var count: CycleCount
+    /// The worker's onHand when the count was applied.
+    public var workerOnHand: Int64
+    public var occurredAtMs: Int64
+
+    public init(eventId: String, locationId: String, count: CycleCount, workerOnHand: Int64, occurredAtMs: Int64) {
+        self.eventId = eventId
+        self.locationId = locationId
+        self.count = count
+        self.workerOnHand = workerOnHand
+        self.occurredAtMs = occurredAtMs
+    }
+
+    /// How far the worker's mirror was from what the WMS expected.
+    public var mirrorDrift: Int64 { workerOnHand - count.expectedCount }
+}
+
+public struct AlertRecord: Sendable {
+    public enum Kind: Sendable {
+        case variance(CycleCount)
+        case negative(bucket: String, value: Int64)
+    }
+
+    public var messageId: String
+    public var eventId: String
+    public var sku: String
+    public var locationId: String
+    public var kind: Kind
+    public var raisedAtMs: Int64
+
+    public init(messageId: String, eventId: String, sku: String, locationId: String, kind: Kind, raisedAtMs: Int64) {
+        self.messageId = messageId
+        self.eventId = eventId
+        self.sku = sku
+        self.locationId = locationId
+        self.kind = kind
+        self.raisedAtMs = raisedAtMs
+    }
+
+    public var alertType: String {
+        switch kind {
+        case .variance: "INVENTORY_VARIANCE_ALERT"
+        case .negative: "INVENTORY_NEGATIVE_ALERT"
+        }
+    }
+}
+
+public struct OutboxRecord: Sendable, Equatable {
+    public var messageId: String
+    public var topic: String
+    public var key: [UInt8]?
+    public var payload: [UInt8]
+    public var headers: [Header]
+    public var eventId: String?
+
+    public struct Header: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(messageId: String, topic: String, key: [UInt8]?, payload: [UInt8], headers: [Header] = [], eventId: String?) {
+        self.messageId = messageId
+        self.topic = topic
+        self.key = key
+        self.payload = payload
+        self.headers = headers
+        self.eventId = eventId
+    }
+}
+
+public struct DeadLetterRecord: Sendable {
+    public var sourceTopic: String
+    public var sourcePartition: Int32
+    public var sourceOffset: Int64
+    public var error: BadEvent
+    public var messageId: String
+
+    public init(sourceTopic: String, sourcePartition: Int32, sourceOffset: Int64, error: BadEvent, messageId: String) {
+        self.sourceTopic = sourceTopic
+        self.sourcePartition = sourcePartition
+        self.sourceOffset = sourceOffset
+        self.error = error
+        self.messageId = messageId
+    }
+}

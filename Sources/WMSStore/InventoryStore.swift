@@ -1,0 +1,231 @@
+import Postgres
+import WMSDomain
+
+/// The worker's reads and writes in PostgreSQL: set-based, a handful of statements
+/// per batch whatever its size, every value a bound parameter.
+///
+/// Blocking, one owner at a time, like the connection it wraps.
+public final class InventoryStore {
+    public let db: PostgresConnection
+
+    public init(db: PostgresConnection) {
+        self.db = db
+    }
+
+    /// The digest of each of these eventIds that PostgreSQL already holds.
+    public func existingDigests(of eventIds: [String]) throws -> [String: String] {
+        guard !eventIds.isEmpty else { return [:] }
+        let rows = try db.query("""
+            SELECT event_id, encode(payload_digest, 'hex') AS digest
+            FROM inventory_events WHERE event_id = ANY(\(eventIds)::text[])
+            """).rows
+        var digests: [String: String] = [:]
+        for row in rows {
+            digests[try row["event_id"].string()] = try row["digest"].string()
+        }
+        return digests
+    }
+
+    /// Writes the batch in one transaction. Everything is keyed (eventId, messageId,
+    /// source offset), and what is already there is skipped: writing the same batch
+    /// twice changes nothing, and quantities move only for events new to the table.
+    public func write(_ batch: BatchRecords) throws {
+        guard !batch.isEmpty else { return }
+        try db.withTransaction { db in
+            try insertEventsLedgerAndLevels(batch, db)
+            try insertAdjustments(batch.adjustments, db)
+            try insertAlerts(batch.alerts, db)
+            try insertOutbox(batch.outbox, db)
+            try insertDeadLetters(batch.deadLetters, db)
+        }
+    }
+
+    /// Outbox rows not yet acknowledged by the broker, caused by these events or
+    /// with these messageIds, oldest first.
+    public func pendingOutbox(eventIds: [String], messageIds: [String]) throws -> [OutboxRecord] {
+        guard !eventIds.isEmpty || !messageIds.isEmpty else { return [] }
+        return try outboxRecords(db.query("""
+            SELECT message_id, topic, message_key, payload, headers::text AS headers, event_id
+            FROM outbox
+            WHERE published_at IS NULL AND (event_id = ANY(\(eventIds)::text[]) OR message_id = ANY(\(messageIds)::text[]))
+            ORDER BY created_at, message_id
+            """))
+    }
+
+    /// Every outbox row not yet acknowledged, oldest first: what a crash may have
+    /// left behind.
+    public func allPendingOutbox(limit: Int) throws -> [OutboxRecord] {
+        try outboxRecords(db.query("""
+            SELECT message_id, topic, message_key, payload, headers::text AS headers, event_id
+            FROM outbox WHERE published_at IS NULL ORDER BY created_at, message_id LIMIT \(limit)
+            """))
+    }
+
+    public func markPublished(_ messageIds: [String]) throws {
+        guard !messageIds.isEmpty else { return }
+        try db.query("""
+            UPDATE outbox SET published_at = now()
+            WHERE message_id = ANY(\(messageIds)::text[]) AND published_at IS NULL
+            """)
+    }
+
+    // MARK: Statements of a batch
+
+    /// Events, their ledger rows and the levels they move, in one statement: only the
+    /// events this statement inserted contribute ledger rows and level changes, so a
+    /// concurrent worker writing the same event cannot double it.
+    private func insertEventsLedgerAndLevels(_ batch: BatchRecords, _ db: PostgresConnection) throws {
+        guard !batch.events.isEmpty else { return }
+        let events = batch.events
+        let ledger = batch.ledger
+        func deltas(_ bucket: Bucket) -> [Int64] { ledger.map { $0.effect.deltas[bucket] } }
+        try db.query("""
+            WITH new_events AS (
+                INSERT INTO inventory_events (event_id, event_type, location_id, occurred_at, payload, payload_digest,
+                                              source_topic, source_partition, source_offset)
+                SELECT e.event_id, e.event_type, e.location_id, to_timestamp(e.occurred_ms / 1000.0), e.payload::jsonb,
+                       decode(e.digest, 'hex'), e.topic, e.part, e.off
+                FROM unnest(\(events.map(\.eventId))::text[], \(events.map(\.eventType))::text[],
+                            \(events.map(\.locationId))::text[], \(events.map(\.occurredAtMs))::bigint[],
+                            \(events.map(\.canonicalJSON))::text[], \(events.map(\.digest))::text[],
+                            \(events.map(\.sourceTopic))::text[], \(events.map(\.sourcePartition))::int[],
+                            \(events.map(\.sourceOffset))::bigint[])
+                     AS e(event_id, event_type, location_id, occurred_ms, payload, digest, topic, part, off)
+                ON CONFLICT (event_id) DO NOTHING
+                RETURNING event_id
+            ), lines AS (
+                SELECT * FROM unnest(\(ledger.map(\.eventId))::text[], \(ledger.map { $0.effect.lineNo })::int[],
+                                     \(ledger.map { $0.effect.sku })::text[], \(ledger.map { $0.effect.locationId })::text[],
+                                     \(ledger.map(\.eventType))::text[], \(ledger.map(\.touchesLevels))::boolean[],
+                                     \(deltas(.onHand))::bigint[], \(deltas(.allocated))::bigint[], \(deltas(.reserved))::bigint[],
+                                     \(deltas(.damaged))::bigint[], \(deltas(.picked))::bigint[],
+                                     \(deltas(.inTransitIn))::bigint[], \(deltas(.inTransitOut))::bigint[])
+                     AS l(event_id, line_no, sku, location_id, event_type, touches_levels,
+                          d_on_hand, d_allocated, d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out)
+                WHERE l.event_id IN (SELECT event_id FROM new_events)
+            ), ledger AS (
+                INSERT INTO inventory_transactions (event_id, line_no, sku, location_id, event_type, d_on_hand, d_allocated,
+                                                    d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out)
+                SELECT event_id, line_no, sku, location_id, event_type, d_on_hand, d_allocated,
+                       d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out
+                FROM lines
+            )
+            INSERT INTO inventory_levels AS level (sku, location_id, on_hand, allocated, reserved, damaged, picked,
+                                                   in_transit_in, in_transit_out, updated_at)
+            SELECT sku, location_id, sum(d_on_hand), sum(d_allocated), sum(d_reserved), sum(d_damaged), sum(d_picked),
+                   sum(d_in_transit_in), sum(d_in_transit_out), now()
+            FROM lines WHERE touches_levels
+            GROUP BY sku, location_id
+            -- One lock order for every worker: overlapping batches wait instead of deadlocking.
+            ORDER BY sku, location_id
+            ON CONFLICT (sku, location_id) DO UPDATE SET
+                on_hand = level.on_hand + EXCLUDED.on_hand,
+                allocated = level.allocated + EXCLUDED.allocated,
+                reserved = level.reserved + EXCLUDED.reserved,
+                damaged = level.damaged + EXCLUDED.damaged,
+                picked = level.picked + EXCLUDED.picked,
+                in_transit_in = level.in_transit_in + EXCLUDED.in_transit_in,
+                in_transit_out = level.in_transit_out + EXCLUDED.in_transit_out,
+                updated_at = EXCLUDED.updated_at
+            """)
+    }
+
+    private func insertAdjustments(_ adjustments: [AdjustmentRecord], _ db: PostgresConnection) throws {
+        guard !adjustments.isEmpty else { return }
+        let counts = adjustments.map(\.count)
+        try db.query("""
+            INSERT INTO inventory_adjustments (event_id, sku, location_id, expected_count, actual_count, variance, reason,
+                                               approved_by, audit_id, worker_on_hand, mirror_drift, occurred_at)
+            SELECT a.event_id, a.sku, a.location_id, a.expected, a.actual, a.actual - a.expected, a.reason,
+                   a.approved_by, a.audit_id, a.worker_on_hand, a.drift, to_timestamp(a.occurred_ms / 1000.0)
+            FROM unnest(\(adjustments.map(\.eventId))::text[], \(counts.map(\.sku))::text[],
+                        \(adjustments.map(\.locationId))::text[], \(counts.map(\.expectedCount))::bigint[],
+                        \(counts.map(\.actualCount))::bigint[], \(counts.map(\.reason))::text[],
+                        \(counts.map(\.approvedBy))::text[], \(counts.map(\.auditId))::text[],
+                        \(adjustments.map(\.workerOnHand))::bigint[], \(adjustments.map(\.mirrorDrift))::bigint[],
+                        \(adjustments.map(\.occurredAtMs))::bigint[])
+                 AS a(event_id, sku, location_id, expected, actual, reason, approved_by, audit_id, worker_on_hand, drift, occurred_ms)
+            ON CONFLICT (event_id) DO NOTHING
+            """)
+    }
+
+    private func insertAlerts(_ alerts: [AlertRecord], _ db: PostgresConnection) throws {
+        guard !alerts.isEmpty else { return }
+        func variance<T: PostgresArrayElement>(_ read: (CycleCount) -> T) -> [T?] {
+            alerts.map { if case .variance(let count) = $0.kind { read(count) } else { nil } }
+        }
+        let buckets: [String?] = alerts.map { if case .negative(let bucket, _) = $0.kind { bucket } else { nil } }
+        let values: [Int64?] = alerts.map { if case .negative(_, let value) = $0.kind { value } else { nil } }
+        let percents: [Double?] = alerts.map { if case .variance(let count) = $0.kind { count.percentVariance } else { nil } }
+        try db.query("""
+            INSERT INTO variance_alerts (message_id, alert_type, event_id, sku, location_id, bucket, value,
+                                         expected_count, actual_count, variance, percent_variance, raised_at)
+            SELECT a.message_id, a.alert_type, a.event_id, a.sku, a.location_id, a.bucket, a.value,
+                   a.expected, a.actual, a.actual - a.expected, a.percent, to_timestamp(a.raised_ms / 1000.0)
+            FROM unnest(\(alerts.map(\.messageId))::text[], \(alerts.map(\.alertType))::text[], \(alerts.map(\.eventId))::text[],
+                        \(alerts.map(\.sku))::text[], \(alerts.map(\.locationId))::text[], \(buckets)::text[], \(values)::bigint[],
+                        \(variance(\.expectedCount))::bigint[], \(variance(\.actualCount))::bigint[], \(percents)::float8[],
+                        \(alerts.map(\.raisedAtMs))::bigint[])
+                 AS a(message_id, alert_type, event_id, sku, location_id, bucket, value, expected, actual, percent, raised_ms)
+            ON CONFLICT (message_id) DO NOTHING
+            """)
+    }
+
+    private func insertOutbox(_ records: [OutboxRecord], _ db: PostgresConnection) throws {
+        guard !records.isEmpty else { return }
+        let headers = records.map { record in
+            String(decoding: JSONValue.array(record.headers.map { .object(["name": .string($0.name), "value": .string($0.value)]) })
+                .serialized(canonical: true), as: UTF8.self)
+        }
+        try db.query("""
+            INSERT INTO outbox (message_id, topic, message_key, payload, headers, event_id)
+            SELECT o.message_id, o.topic, decode(o.message_key, 'hex'), decode(o.payload, 'hex'), o.headers::jsonb, o.event_id
+            FROM unnest(\(records.map(\.messageId))::text[], \(records.map(\.topic))::text[],
+                        \(records.map { $0.key.map(Hex.encode) })::text[], \(records.map { Hex.encode($0.payload) })::text[],
+                        \(headers)::text[], \(records.map(\.eventId))::text[])
+                 AS o(message_id, topic, message_key, payload, headers, event_id)
+            ON CONFLICT (message_id) DO NOTHING
+            """)
+    }
+
+    private func insertDeadLetters(_ records: [DeadLetterRecord], _ db: PostgresConnection) throws {
+        guard !records.isEmpty else { return }
+        try db.query("""
+            INSERT INTO dead_letters (source_topic, source_partition, source_offset, error_code, detail, event_id, message_id)
+            SELECT * FROM unnest(\(records.map(\.sourceTopic))::text[], \(records.map(\.sourcePartition))::int[],
+                                 \(records.map(\.sourceOffset))::bigint[], \(records.map(\.error.code.rawValue))::text[],
+                                 \(records.map(\.error.detail))::text[], \(records.map(\.error.eventId))::text[],
+                                 \(records.map(\.messageId))::text[])
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    private func outboxRecords(_ rows: PostgresRows) throws -> [OutboxRecord] {
+        try rows.rows.map { row in
+            let headers = try JSONValue.parse(Array(try row["headers"].string().utf8))
+            return OutboxRecord(
+                messageId: try row["message_id"].string(), topic: try row["topic"].string(),
+                key: row["message_key"].isNull ? nil : try row["message_key"].bytes(), payload: try row["payload"].bytes(),
+                headers: headers.arrayValue?.compactMap { header in
+                    guard let name = header["name"]?.stringValue, let value = header["value"]?.stringValue else { return nil }
+                    return OutboxRecord.Header(name: name, value: value)
+                } ?? [],
+                eventId: row["event_id"].text)
+        }
+    }
+}
+
+/// Lower-case hexadecimal, as PostgreSQL's `decode(x, 'hex')` reads it.
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Postgres
+import WMSStore
+
+/// A PostgreSQL schema of the test's own, first on the search_path of connections
+/// made with `url`: tests that write the worker's tables do not see each other.
+public struct FreshSchema: Sendable {
+    public let name: String
+    public let url: String
+
+    /// An empty schema; `migrated: true` applies the shipped migrations to it.
+    public static func create(migrated: Bool = false) async throws -> FreshSchema {
+        let name = "test_" + UUID().uuidString.prefix(8).lowercased()
+        let separator = TestEnvironment.postgresURL.contains("?") ? "&" : "?"
+        let schema = FreshSchema(name: name, url: TestEnvironment.postgresURL + separator + "options=-csearch_path%3D\(name)")
+        try await blocking {
+            try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "CREATE SCHEMA \(name)")
+            if migrated { try Migrator().migrate(try PostgresConnection(url: schema.url)) }
+        }
+        return schema
+    }
+
+    public func drop() async throws {
+        try await blocking { try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "DROP SCHEMA \(name) CASCADE") }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// The built `wms-worker` binary, run as operators run it: for what only a separate
+/// process can show (a crash, a signal, the exit status).
+public final class WorkerProcess: @unchecked Sendable {
+    public let process = Process()
+    public let logURL: URL
+
+    /// `scripts/test` sets WMS_WORKER_BIN; otherwise the debug build beside the sources.
+    public static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["WMS_WORKER_BIN"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/wms-worker")
+    }
+
+    public init(_ arguments: [String], environment: [String: String]) throws {
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("wms-worker-\(UUID().uuidString.prefix(8)).log")
+        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Runs to the end and returns the exit status.
+    public static func run(_ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)) throws -> Int32 {
+        let worker = try WorkerProcess(arguments, environment: environment)
+        return try worker.waitForExit(timeout: timeout)
+    }
+
+    public var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// The exit status, or for a process ended by a signal, 128 + the signal.
+    public func waitForExit(timeout: Duration) throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw TimedOut(log: log)
+            }
+            usleep(50_000)
+        }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    public struct TimedOut: Error, CustomStringConvertible {
+        public let log: String
+        public var description: String { "wms-worker did not exit in time; its log:\n\(log.suffix(4000))" }
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: logURL)
+    }
+}

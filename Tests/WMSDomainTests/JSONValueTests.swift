@@ -1,0 +1,214 @@
+import Testing
+import WMSDomain
+
+private func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    try JSONValue.parse(Array(text.utf8))
+}
+
+private func canonical(_ text: String) throws -> String {
+    String(decoding: try parse(text).serialized(canonical: true), as: UTF8.self)
+}
+
+@Suite struct JSONParsingTests {
+    @Test(arguments: [
+        ("{}", [:] as JSONValue),
+        (" [ ] ", []),
+        ("\"\"", ""),
+        ("0", 0),
+        ("-0", 0),
+        ("42", 42),
+        ("-9223372036854775808", .integer(.min)),
+        ("9223372036854775807", .integer(.max)),
+        ("9223372036854775808", .double(9_223_372_036_854_775_808)),
+        ("1.5", 1.5),
+        ("-1.25e2", -125.0),
+        ("1E3", .double(1000)),
+        ("1e-400", .double(0)),
+        ("true", true),
+        ("false", false),
+        ("null", nil),
+        ("\t\r\n {\"a\" : [1, {\"b\": null}], \"c\": \"d\"} \n", ["a": [1, ["b": nil]], "c": "d"]),
+        ("{\"a\": 1, \"a\": 2}", ["a": 2]),
+    ] as [(String, JSONValue)])
+    func parsesValidJSON(text: String, expected: JSONValue) throws {
+        #expect(try parse(text) == expected)
+    }
+
+    @Test func keepsIntegersAndDoublesApart() throws {
+        #expect(try parse("5") == .integer(5))
+        guard case .double(5.0) = try parse("5.0") else { Issue.record("5.0 is not a double"); return }
+        guard case .integer = try parse("123456789012") else { Issue.record("not an integer"); return }
+    }
+
+    @Test(arguments: [
+        (#""\"\\\/\b\f\n\r\t""#, "\"\\/\u{8}\u{C}\n\r\t"),
+        (#""\u0041\u00e9\u20AC""#, "Aé€"),
+        (#""\ud83d\ude00""#, "😀"),
+        (#""\u0000""#, "\u{0}"),
+        ("\"é€😀\u{7F}\"", "é€😀\u{7F}"),
+        (#""a\nb""#, "a\nb"),
+    ])
+    func decodesStringEscapes(text: String, expected: String) throws {
+        #expect(try parse(text) == .string(expected))
+    }
+
+    @Test(arguments: [
+        ("", "unexpected end of input, expected a value", 0),
+        ("{", "unexpected end of input, expected a string key", 1),
+        ("{\"a\":1", "unexpected end of input, expected ',' or '}'", 6),
+        ("[1,]", "unexpected ']', expected a value", 3),
+        ("{\"a\":1,}", "unexpected '}', expected a string key", 7),
+        ("{'a':1}", "unexpected ''', expected a string key", 1),
+        ("{\"a\" 1}", "unexpected '1', expected ':'", 5),
+        ("[1 2]", "unexpected '2', expected ',' or ']'", 3),
+        ("{} x", "unexpected 'x', expected the end of the input", 3),
+        ("01", "leading zeros are not allowed in numbers", 0),
+        ("-", "unexpected end of input, expected a digit", 1),
+        ("1.", "unexpected end of input, expected a digit", 2),
+        ("1e+", "unexpected end of input, expected a digit", 3),
+        (".5", "unexpected '.', expected a value", 0),
+        ("+1", "unexpected '+', expected a value", 0),
+        ("1e400", "number out of range", 0),
+        ("NaN", "unexpected 'N', expected a value", 0),
+        ("tru", "invalid literal, expected 'true'", 0),
+        ("nul", "invalid literal, expected 'null'", 0),
+        ("\"abc", "unexpected end of input, expected '\"' to close the string", 4),
+        ("\"a\nb\"", "control character in string must be escaped", 2),
+        ("\"a\tb\"", "control character in string must be escaped", 2),
+        (#""\x""#, "invalid escape sequence", 1),
+        (#""\u12G4""#, "unexpected 'G', expected a hex digit", 5),
+        (#""\ud800""#, "unpaired surrogate escape", 1),
+        (#""\ud800\u0041""#, "unpaired surrogate escape", 1),
+        (#""\udc00""#, "unpaired surrogate escape", 1),
+        ("\u{FEFF}{}", "a byte order mark is not allowed", 0),
+        ("\u{A0}1", "unexpected byte 0xC2, expected a value", 0),
+    ] as [(String, String, Int)])
+    func rejectsInvalidJSON(text: String, message: String, offset: Int) {
+        #expect(throws: JSONParseError(message: message, offset: offset)) { try parse(text) }
+    }
+
+    @Test(arguments: [
+        [0xC3] as [UInt8],                      // truncated sequence
+        [0xC0, 0x80],                           // overlong NUL
+        [0xE0, 0x80, 0x80],                     // overlong
+        [0xED, 0xA0, 0x80],                     // encoded surrogate
+        [0xF4, 0x90, 0x80, 0x80],               // above U+10FFFF
+        [0xF5, 0x80, 0x80, 0x80],
+        [0xFF],
+        [0x80],                                 // lone continuation byte
+        [0xE2, 0x82],                           // truncated 3-byte sequence
+    ])
+    func rejectsInvalidUTF8InStrings(sequence: [UInt8]) {
+        let bytes = Array("\"ab".utf8) + sequence + Array("cd\"".utf8)
+        #expect(throws: JSONParseError(message: "invalid UTF-8", offset: 3)) { try JSONValue.parse(bytes) }
+    }
+
+    @Test func acceptsEveryUTF8Length() throws {
+        let text = "\"a\u{7FF}\u{800}\u{FFFF}\u{10000}\u{10FFFF}\""
+        #expect(try parse(text) == .string("a\u{7FF}\u{800}\u{FFFF}\u{10000}\u{10FFFF}"))
+    }
+
+    @Test func limitsNestingDepth() throws {
+        let deepest = String(repeating: "[", count: JSONValue.maxDepth) + String(repeating: "]", count: JSONValue.maxDepth)
+        _ = try parse(deepest)
+        let tooDeep = String(repeating: "[", count: JSONValue.maxDepth + 1) + String(repeating: "]", count: JSONValue.maxDepth + 1)
+        #expect(throws: JSONParseError(message: "nesting deeper than 64 levels", offset: 64)) { try parse(tooDeep) }
+        let hostile = String(repeating: "{\"a\":", count: 100_000)
+        #expect(throws: JSONParseError.self) { try parse(hostile) }
+    }
+
+    @Test func describesErrorsWithTheirOffset() {
+        #expect(JSONParseError(message: "invalid UTF-8", offset: 7).description == "invalid UTF-8 at byte 7")
+    }
+}
+
+@Suite struct JSONWritingTests {
+    @Test func canonicalFormSortsKeysByBytesAndDropsWhitespace() throws {
+        #expect(try canonical(#"{ "b": 1, "a": [true, null, {"z": "x", "é": 1, "Z": 2, "aa": 3}] }"#)
+            == #"{"a":[true,null,{"Z":2,"aa":3,"z":"x","é":1}],"b":1}"#)
+    }
+
+    @Test func keyOrderAndWhitespaceDoNotChangeTheBytes() throws {
+        let first = try parse(#"{"eventId":"e1","items":[{"sku":"A","quantity":1}],"n":2.50}"#)
+        let second = try parse("{\n  \"n\" : 2.5 ,\"items\":[ {\"quantity\":1, \"sku\":\"A\"} ],\r\n\t\"eventId\":\"e1\"}")
+        #expect(first.serialized(canonical: true) == second.serialized(canonical: true))
+        #expect(first == second)
+        #expect(first.hashValue == second.hashValue)
+    }
+
+    @Test func integralDoublesAreIntegers() throws {
+        #expect(try canonical("[1.0, 1, 1e0, -0.0, 10E2, 9007199254740992.0]") == "[1,1,1,0,1000,9007199254740992]")
+        #expect(try parse("1.0") == parse("1"))
+        #expect(JSONValue.double(5).hashValue == JSONValue.integer(5).hashValue)
+        #expect(JSONValue.double(5).integerValue == 5)
+        #expect(JSONValue.double(5.5).integerValue == nil)
+    }
+
+    @Test func otherDoublesUseTheShortestForm() throws {
+        #expect(try canonical("[0.1, 1.5e300, -2.5E-7, 18014398509481984.0]") == "[0.1,1.5e+300,-2.5e-07,1.8014398509481984e+16]")
+        #expect(JSONValue.double(.nan).serialized(canonical: true) == Array("null".utf8))
+        #expect(JSONValue.double(.infinity).serialized(canonical: true) == Array("null".utf8))
+    }
+
+    @Test func writesIntegersInDecimal() {
+        #expect(JSONValue.integer(.min).description == "-9223372036854775808")
+        #expect(JSONValue.integer(.max).description == "9223372036854775807")
+        #expect(JSONValue.integer(0).description == "0")
+        #expect(JSONValue.integer(-7).description == "-7")
+    }
+
+    @Test func escapesOnlyQuotesBackslashesAndControlCharacters() {
+        let text = "q\"b\\s/\u{8}\u{C}\n\r\t\u{0}\u{1F}\u{7F}é😀"
+        #expect(JSONValue.string(text).description == #""q\"b\\s/\b\f\n\r\t\u0000\u001f"# + "\u{7F}é😀\"")
+    }
+
+    @Test(arguments: [
+        #"{"a":[1,2.5,"x",{"b":null}],"c":true,"d":{}}"#,
+        #"["\u0000\n",-0.001,[],{"é":"😀"}]"#,
+        #""plain""#,
+    ])
+    func roundTrips(text: String) throws {
+        let value = try parse(text)
+        #expect(try JSONValue.parse(value.serialized(canonical: true)) == value)
+        #expect(try JSONValue.parse(value.serialized(canonical: false)) == value)
+    }
+
+    @Test func differentValuesDifferentBytes() throws {
+        let base = try parse(#"{"a":1,"b":"x"}"#)
+        for other in [#"{"a":2,"b":"x"}"#, #"{"a":1,"b":"y"}"#, #"{"a":1,"b":"x","c":null}"#, #"{"a":"1","b":"x"}"#] {
+            let changed = try parse(other)
+            #expect(changed != base)
+            #expect(SHA256.hex(changed.serialized(canonical: true)) != SHA256.hex(base.serialized(canonical: true)))
+        }
+    }
+
+    @Test func indentedFormIsForPeople() {
+        let value: JSONValue = ["b": [1, 2], "a": "x", "c": [:], "d": []]
+        let expected = """
+            {
+              "a": "x",
+              "b": [
+                1,
+                2
+              ],
+              "c": {},
+              "d": []
+            }
+            """
+        #expect(String(decoding: value.serialized(canonical: false), as: UTF8.self) == expected)
+    }
+
+    @Test func literalsBuildOutboundMessages() {
+        let quantity: Int64 = 3
+        let percent: Double? = nil
+        let message: JSONValue = [
+            "type": "ALLOCATION", "lines": [["lineId": "L1", "quantity": .integer(quantity)]],
+            "percentVariance": JSONValue(percent), "ok": true, "ratio": 0.5,
+        ]
+        #expect(message.description == #"{"lines":[{"lineId":"L1","quantity":3}],"ok":true,"percentVariance":null,"ratio":0.5,"type":"ALLOCATION"}"#)
+        #expect(message["lines"]?[0]?["quantity"]?.integerValue == 3)
+        #expect(message["type"]?.stringValue == "ALLOCATION")
+        #expect(message["missing"] == nil)
+        #expect(message["lines"]?[5] == nil)
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Kafka
+import Logging
+import Postgres
+import Redis
+import TestSupport
+import WMSPipeline
+
+/// Everything one pipeline test needs, isolated from the other tests: its own
+/// topics, consumer group, PostgreSQL schema and SKU prefix (Redis keys carry the SKU).
+struct PipelineFixture: Sendable {
+    let id: String
+    let schema: FreshSchema
+    let topics: [String]
+    let alertsTopic: String
+    let deadLetterTopic: String
+    let group: String
+    var maxBatchSize = 2000
+    static let logger = Logger(label: "wms.test.pipeline")
+
+    static func create(topics: Int = 1) async throws -> PipelineFixture {
+        let id = UUID().uuidString.prefix(8).lowercased()
+        return PipelineFixture(
+            id: String(id), schema: try await FreshSchema.create(migrated: true),
+            topics: (0..<topics).map { "t\(id).wms.in\($0)" }, alertsTopic: "t\(id).alerts", deadLetterTopic: "t\(id).dlq",
+            group: "g\(id)")
+    }
+
+    /// A SKU unique to this test.
+    func sku(_ name: String) -> String { "T\(id)-\(name)" }
+
+    var settings: PipelineSettings {
+        var settings = PipelineSettings(topics: topics)
+        settings.alertsTopic = alertsTopic
+        settings.deadLetterTopic = deadLetterTopic
+        settings.pollTimeout = .milliseconds(50)
+        settings.maxRetryDelay = .seconds(2)
+        settings.maxBatchSize = maxBatchSize
+        return settings
+    }
+
+    func produce(_ values: [String], topic: Int = 0, partition: Int32? = nil) throws {
+        try produce(values.map { Array($0.utf8) }, topic: topic, partition: partition)
+    }
+
+    func produce(_ values: [[UInt8]], topic: Int = 0, partition: Int32? = nil) throws {
+        // Room for the oversized messages of the bad-input tests.
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers,
+                                                             properties: ["message.max.bytes": "4000000"]), logger: Self.logger)
+        try producer.deliver(values.map { KafkaOutboundMessage(topic: topics[topic], partition: partition, key: nil, value: $0) })
+    }
+
+    /// Runs a pipeline of group `group` until it has seen `messages` messages (applied,
+    /// duplicate or dead-lettered) or `timeout` passed; returns its totals.
+    func run(untilSeen messages: Int, group: String? = nil, timeout: Duration = .seconds(60)) throws -> BatchReport {
+        let deadline = ContinuousClock.now + timeout
+        return try run(group: group) { totals in
+            totals.appliedCount + totals.duplicates + totals.deadLetterCount >= messages || ContinuousClock.now >= deadline
+        }
+    }
+
+    /// Runs a pipeline until `done` (asked between batches, with its totals so far) says so.
+    func run(group: String? = nil, until done: (BatchReport) -> Bool) throws -> BatchReport {
+        var consumerConfig = KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
+            "group.id": group ?? self.group, "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+        ])
+        consumerConfig.clientID = "wms-test"
+        let redisURL = try RedisURL(TestEnvironment.redisURL)
+        let pipeline = Pipeline(settings: settings, connections: Pipeline.Connections(
+            consumer: try KafkaConsumer(config: consumerConfig, logger: Self.logger),
+            producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers), logger: Self.logger),
+            hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
+            postgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
+        try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) })
+        return pipeline.totals
+    }
+
+    /// `inventory_levels` per "SKU@LOCATION": onHand allocated reserved damaged picked inTransitIn inTransitOut.
+    func postgresLevels() throws -> [String: [Int64]] {
+        let db = try PostgresConnection(url: schema.url)
+        var levels: [String: [Int64]] = [:]
+        for row in try db.query("""
+            SELECT sku, location_id, on_hand, allocated, reserved, damaged, picked, in_transit_in, in_transit_out FROM inventory_levels
+            """).rows {
+            levels["\(try row["sku"].string())@\(try row["location_id"].string())"] = try (2...8).map { try row[$0].int() }
+        }
+        return levels
+    }
+
+    /// The Redis hashes of the same keys, same order, plus `available` last.
+    func redisLevels(_ keys: some Sequence<String>) throws -> [String: [Int64]] {
+        let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+        var levels: [String: [Int64]] = [:]
+        for key in keys {
+            let parts = key.split(separator: "@")
+            let values = try redis.send("HMGET", "inventory:live:{\(parts[0])}:\(parts[1])", "onHand", "allocated", "reserved",
+                                        "damaged", "picked", "inTransitIn", "inTransitOut", "available").array ?? []
+            levels[key] = values.map { $0.int ?? -999_999 }
+        }
+        return levels
+    }
+
+    func query(_ sql: String) throws -> PostgresRows {
+        try PostgresConnection(url: schema.url).query(PostgresQuery(unsafeSQL: sql))
+    }
+
+    /// Every message of a topic, read with a group of its own.
+    func readAll(_ topic: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [KafkaMessage] {
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
+            "group.id": "reader-\(UUID().uuidString.prefix(8))",
+        ]), logger: Self.logger)
+        try consumer.subscribe([topic])
+        var messages: [KafkaMessage] = []
+        let deadline = ContinuousClock.now + timeout
+        // Read a little past `count` so that extra messages are seen too.
+        var quietSince: ContinuousClock.Instant?
+        while ContinuousClock.now < deadline {
+            let batch = try consumer.poll(maxMessages: 1000, timeout: .milliseconds(200))
+            messages += batch
+            if messages.count >= count {
+                if batch.isEmpty {
+                    quietSince = quietSince ?? ContinuousClock.now
+                    if ContinuousClock.now - quietSince! > .seconds(1) { break }
+                } else {
+                    quietSince = nil
+                }
+            }
+        }
+        try consumer.close()
+        return messages
+    }
+}
+
+/// Event JSON as a WMS would send it.
+enum WMSEvents {
+    static func items(_ items: [(String, Int)]) -> String {
+        "[" + items.map { #"{"sku":"\#($0.0)","quantity":\#($0.1)}"# }.joined(separator: ",") + "]"
+    }
+
+    static func envelope(_ id: String, _ type: String, location: String, _ extra: String) -> String {
+        #"{"eventId":"\#(id)","eventType":"\#(type)","timestamp":"2026-11-27T08:00:00.000Z","locationId":"\#(location)","source":"wms",\#(extra)}"#
+    }
+
+    static func receiving(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
+        envelope(id, "RECEIVING_COMPLETE", location: location, #""purchaseOrderId":"PO-1","items":\#(items(lines))"#)
+    }
+
+    static func pick(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+        envelope(id, "PICK_COMPLETE", location: location, #""orderId":"\#(order)","items":\#(items(lines))"#)
+    }
+
+    static func pack(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+        envelope(id, "PACK_COMPLETE", location: location, #""orderId":"\#(order)","items":\#(items(lines))"#)
+    }
+
+    static func ship(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+        envelope(id, "SHIP_COMPLETE", location: location, #""orderId":"\#(order)","shipmentId":"S-1","items":\#(items(lines))"#)
+    }
+
+    static func damage(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
+        envelope(id, "DAMAGE_REPORT", location: location, #""reason":"forklift","items":\#(items(lines))"#)
+    }
+
+    static func cycleCount(_ id: String, at location: String, sku: String, expected: Int, actual: Int) -> String {
+        envelope(id, "CYCLE_COUNT_ADJUSTMENT", location: location,
+                 #""sku":"\#(sku)","expectedCount":\#(expected),"actualCount":\#(actual),"reason":"annual count","approvedBy":"mgr-7","auditId":"A-1""#)
+    }
+
+    static func transferShipped(_ id: String, from: String, to: String, _ lines: [(String, Int)]) -> String {
+        envelope(id, "TRANSFER_SHIPPED", location: from, #""transferId":"TR-\#(id)","toLocationId":"\#(to)","items":\#(items(lines))"#)
+    }
+
+    static func transferReceived(_ id: String, at: String, from: String, _ lines: [(String, Int)]) -> String {
+        envelope(id, "TRANSFER_RECEIVED", location: at, #""transferId":"TR-\#(id)","fromLocationId":"\#(from)","items":\#(items(lines))"#)
+    }
+}
