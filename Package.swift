@@ -38,7 +38,7 @@ let package = Package(
 
         // The schemas as files shipped beside the binary: PostgreSQL migrations (and,
         // with the pipeline, the JSON Schemas of every message).
-        .target(name: "WMSSchemas", path: "Schemas", resources: [.copy("postgres")]),
+        .target(name: "WMSSchemas", path: "Schemas", resources: [.copy("postgres"), .copy("json")]),
         // The domain, free of I/O: events, validation, canonical JSON, effects, alert rules.
         .target(name: "WMSDomain"),
         // The worker's PostgreSQL side: migrations now, the batch's set-based SQL later.

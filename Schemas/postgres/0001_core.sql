@@ -22,7 +22,10 @@ CREATE TABLE inventory_events (
     event_type       text        NOT NULL,
     location_id      text,
     occurred_at      timestamptz NOT NULL,
-    payload          jsonb       NOT NULL,
+    -- The payload's canonical JSON (keys sorted, no insignificant whitespace).
+    -- text, not jsonb: jsonb refuses the escape \u0000, which a valid event may
+    -- carry in a field the worker ignores. Cast to jsonb to query it.
+    payload          text        NOT NULL,
     -- SHA-256 of the payload's canonical JSON: the same eventId with another
     -- payload is a conflict.
     payload_digest   bytea       NOT NULL,

@@ -42,7 +42,15 @@ public struct Deltas: Sendable, Hashable {
     }
 
     private static func index(_ bucket: Bucket) -> Int {
-        Bucket.allCases.firstIndex(of: bucket)!
+        switch bucket {
+        case .onHand: 0
+        case .allocated: 1
+        case .reserved: 2
+        case .damaged: 3
+        case .picked: 4
+        case .inTransitIn: 5
+        case .inTransitOut: 6
+        }
     }
 }
 

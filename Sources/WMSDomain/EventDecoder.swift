@@ -26,7 +26,7 @@ public enum EventDecoder {
         let eventId = Result { () throws(FieldViolation) in try root.token("eventId", .identifier) }
         do throws(FieldViolation) {
             let event = try decodeEvent(root, eventId: eventId)
-            let canonicalJSON = message.serialized(canonical: true)
+            let canonicalJSON = message.serialized(canonical: true, reservingCapacity: bytes.count)
             return .success(DecodedEvent(event: event, canonicalJSON: canonicalJSON, digest: SHA256.hex(canonicalJSON)))
         } catch {
             return .failure(BadEvent(code: error.code, detail: error.detail, eventId: try? eventId.get()))

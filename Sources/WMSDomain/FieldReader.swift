@@ -130,7 +130,7 @@ extension JSONValue {
     static let excerptLength = 64
 
     /// A short, single-line rendering of a value from a message for error
-    /// details: strings quoted (JSON-escaped) and cut to 64 characters with "…",
+    /// details: strings quoted, JSON-escaped and cut to 64 characters with "…",
     /// containers only named.
     var excerpt: String {
         switch self {
@@ -138,11 +138,27 @@ extension JSONValue {
         case .array(let elements): return "an array of \(elements.count) entries"
         case .string(let text):
             let scalars = text.unicodeScalars
-            guard !scalars.dropFirst(Self.excerptLength).isEmpty else { return description }
-            let prefix = String(String.UnicodeScalarView(scalars.prefix(Self.excerptLength)))
-            let quoted = JSONValue.string(prefix).description
-            return quoted.dropLast() + "…\""
+            let isCut = !scalars.dropFirst(Self.excerptLength).isEmpty
+            var quoted = ""
+            for scalar in JSONValue.string(String(scalars.prefix(Self.excerptLength))).description.unicodeScalars {
+                if Self.isInvisibleInLogs(scalar) {
+                    let hex = String(scalar.value, radix: 16)
+                    quoted += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+            return isCut ? quoted.dropLast() + "…\"" : quoted
         case .integer, .double, .bool, .null: return description
+        }
+    }
+
+    /// Characters JSON leaves unescaped that would break a log line or hide what
+    /// follows: C1 controls, line and paragraph separators, bidirectional overrides.
+    private static func isInvisibleInLogs(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
         }
     }
 }

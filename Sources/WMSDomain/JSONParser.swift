@@ -43,7 +43,7 @@ struct JSONParser: ~Copyable {
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
-        if input.starts(with: [0xEF, 0xBB, 0xBF]) {
+        if input.count >= 3, input[0] == 0xEF, input[1] == 0xBB, input[2] == 0xBF {
             throw JSONParseError(message: "a byte order mark is not allowed", offset: 0)
         }
         skipWhitespace()

@@ -11,7 +11,13 @@ extension JSONValue {
     /// people (logs, fixtures). Non-finite doubles, which JSON cannot hold, are
     /// written as `null` in both.
     public func serialized(canonical: Bool) -> [UInt8] {
-        var writer = JSONWriter(indented: !canonical)
+        serialized(canonical: canonical, reservingCapacity: 256)
+    }
+
+    /// As `serialized(canonical:)`, with room for `capacity` bytes from the start
+    /// (the size of the message it was parsed from is a good guess).
+    func serialized(canonical: Bool, reservingCapacity capacity: Int) -> [UInt8] {
+        var writer = JSONWriter(indented: !canonical, capacity: capacity)
         writer.write(self)
         return writer.output
     }
@@ -22,9 +28,9 @@ struct JSONWriter {
     private let indented: Bool
     private var level = 0
 
-    init(indented: Bool) {
+    init(indented: Bool, capacity: Int) {
         self.indented = indented
-        output.reserveCapacity(256)
+        output.reserveCapacity(capacity)
     }
 
     mutating func write(_ value: JSONValue) {
@@ -57,7 +63,6 @@ struct JSONWriter {
     private static let trueBytes = Array("true".utf8)
     private static let falseBytes = Array("false".utf8)
     private static let nullBytes = Array("null".utf8)
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     private mutating func writeContainer<Elements: Collection>(
         _ elements: Elements, open: UInt8, close: UInt8, writeElement: (inout JSONWriter, Elements.Element) -> Void
@@ -147,7 +152,8 @@ struct JSONWriter {
         case 0x0D: output.append(UInt8(ascii: "r"))
         case 0x09: output.append(UInt8(ascii: "t"))
         default:
-            output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), Self.hexDigits[Int(byte >> 4)], Self.hexDigits[Int(byte & 0xF)]])
+            output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+            Hex.append(byte, to: &output)
         }
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Kafka
 import WMSDomain
 import WMSStore
@@ -25,14 +24,14 @@ enum OutboundMessages {
             "sku": .string(alert.sku),
             "locationId": .string(alert.locationId),
             "eventId": .string(alert.eventId),
-            "raisedAt": .string(rfc3339(milliseconds: alert.raisedAtMs)),
+            "raisedAt": .string(RFC3339.format(epochMilliseconds: alert.raisedAtMs)),
         ]
         switch alert.kind {
         case .variance(let count):
             fields["expectedCount"] = .integer(count.expectedCount)
             fields["actualCount"] = .integer(count.actualCount)
             fields["variance"] = .integer(count.variance)
-            fields["percentVariance"] = count.percentVariance.map(JSONValue.double) ?? .null
+            fields["percentVariance"] = JSONValue(count.percentVariance)
         case .negative(let bucket, let value):
             fields["bucket"] = .string(bucket)
             fields["value"] = .integer(value)
@@ -64,10 +63,5 @@ enum OutboundMessages {
     static func kafkaMessage(_ record: OutboxRecord) -> KafkaOutboundMessage {
         KafkaOutboundMessage(topic: record.topic, key: record.key, value: record.payload,
                              headers: record.headers.map { KafkaHeader(name: $0.name, string: $0.value) })
-    }
-
-    static func rfc3339(milliseconds: Int64) -> String {
-        Date(timeIntervalSince1970: Double(milliseconds) / 1000)
-            .formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }

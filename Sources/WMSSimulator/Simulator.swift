@@ -116,11 +116,21 @@ struct Verify: AsyncParsableCommand {
     @Option(help: "The file `day` wrote.") var expectedFile = "expected.json"
     @Option(help: "Seconds to wait for the worker to take everything in.") var wait = 120
     @Flag(help: "Print every level, not only the first rows.") var all = false
+    @Option(help: "Also wait until this consumer group has committed every message of the WMS topics.") var group: String?
 
     func run() async throws {
         let expectation = try JSONDecoder().decode(Expectation.self, from: Data(contentsOf: URL(fileURLWithPath: expectedFile)))
         let postgresURL = try environment("WMS_POSTGRES_URL")
         let redisURL = try RedisURL(try environment("WMS_REDIS_URL"))
+        if let group {
+            let brokers = try environment("WMS_KAFKA_BROKERS")
+            let wait = self.wait
+            let behind = try await DedicatedThread(name: "wms.verify.group").run {
+                try Self.waitForGroup(group, brokers: brokers, timeout: .seconds(wait))
+            }
+            print(behind == 0 ? "group \(group) has committed every message" : "group \(group) is \(behind) messages behind")
+            guard behind == 0 else { throw ExitCode(1) }
+        }
         let (lines, ok) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool) in
             let db = try PostgresConnection(url: postgresURL)
             let redis = try RedisConnection(url: redisURL)
@@ -191,6 +201,33 @@ struct Verify: AsyncParsableCommand {
         }
         print(lines.joined(separator: "\n"))
         if !ok { throw ExitCode(1) }
+    }
+}
+
+extension Verify {
+    static let wmsTopics = ["wms.receiving", "wms.picking", "wms.shipping", "wms.cycle-counts", "wms.damage", "wms.transfers"]
+
+    /// Waits until the group's committed offsets reach the end of every partition;
+    /// returns how many messages it is still behind.
+    static func waitForGroup(_ group: String, brokers: String, timeout: Duration) throws -> Int64 {
+        // A client of the group that never joins it: it only reads the committed offsets.
+        let reader = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers, properties: ["group.id": group]),
+                                       logger: Logger(label: "wms-simulator"))
+        let partitions = try wmsTopics.flatMap { topic in
+            (0..<Int32(try reader.partitionCount(of: topic, timeout: .seconds(10)))).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        }
+        let deadline = ContinuousClock.now + timeout
+        var behind: Int64 = 0
+        repeat {
+            let committed = try reader.committed(partitions, timeout: .seconds(10))
+            behind = try partitions.reduce(0) { sum, partition in
+                let high = try reader.watermarks(of: partition, timeout: .seconds(10)).high
+                return sum + max(0, high - max(0, committed[partition] ?? 0))
+            }
+            if behind == 0 { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        } while ContinuousClock.now < deadline
+        return behind
     }
 }
 

@@ -83,7 +83,7 @@ public final class InventoryStore {
             WITH new_events AS (
                 INSERT INTO inventory_events (event_id, event_type, location_id, occurred_at, payload, payload_digest,
                                               source_topic, source_partition, source_offset)
-                SELECT e.event_id, e.event_type, e.location_id, to_timestamp(e.occurred_ms / 1000.0), e.payload::jsonb,
+                SELECT e.event_id, e.event_type, e.location_id, to_timestamp(e.occurred_ms / 1000.0), e.payload,
                        decode(e.digest, 'hex'), e.topic, e.part, e.off
                 FROM unnest(\(events.map(\.eventId))::text[], \(events.map(\.eventType))::text[],
                             \(events.map(\.locationId))::text[], \(events.map(\.occurredAtMs))::bigint[],

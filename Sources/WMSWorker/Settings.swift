@@ -20,8 +20,11 @@ struct Settings: Sendable {
     var alertsTopic: String
     var allocationsTopic: String
     var deadLetterTopic: String
-    /// librdkafka properties passed through as they are (SASL, TLS, tuning).
+    /// librdkafka properties passed through as they are (SASL, TLS, tuning), to
+    /// every client; `consumerProperties` to the consumer only (librdkafka warns
+    /// about consumer properties given to a producer).
     var kafkaProperties: [String: String]
+    var consumerProperties: [String: String]
 
     struct Invalid: Error, CustomStringConvertible {
         let name: String
@@ -64,6 +67,7 @@ struct Settings: Sendable {
         allocationsTopic = try topic("WMS_ALLOCATIONS_TOPIC", default: "wms.allocations")
         deadLetterTopic = try topic("WMS_DLQ_TOPIC", default: "wms.events.dlq")
         kafkaProperties = try Self.parseProperties(environment["WMS_KAFKA_PROPERTIES"] ?? "", name: "WMS_KAFKA_PROPERTIES")
+        consumerProperties = try Self.parseProperties(environment["WMS_KAFKA_CONSUMER_PROPERTIES"] ?? "", name: "WMS_KAFKA_CONSUMER_PROPERTIES")
     }
 
     /// `name=value` pairs separated by `;` or newlines.
@@ -102,7 +106,7 @@ struct Settings: Sendable {
     }
 
     var consumerConfig: KafkaConfig {
-        KafkaConfig(bootstrapServers: kafkaBrokers, properties: kafkaProperties.merging(
+        KafkaConfig(bootstrapServers: kafkaBrokers, properties: kafkaProperties.merging(consumerProperties) { $1 }.merging(
             ["group.id": groupID, "client.id": "wms-worker"], uniquingKeysWith: { passedThrough, _ in passedThrough }))
     }
 }

@@ -6,7 +6,7 @@ struct WMSWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wms-worker",
         abstract: "Keeps inventory in Redis and PostgreSQL in step with warehouse (WMS) events from Kafka.",
-        subcommands: [Migrate.self, Check.self, Run.self])
+        subcommands: [Migrate.self, Check.self, Run.self, Replay.self])
 }
 
 /// Options every subcommand shares.

@@ -17,7 +17,7 @@ public final class WorkerProcess: @unchecked Sendable {
 
     public init(_ arguments: [String], environment: [String: String]) throws {
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("wms-worker-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = Self.binary
         process.arguments = arguments

@@ -207,6 +207,11 @@ private let timestampRule = "must be an RFC 3339 date-time with offset, like 202
         #expect(!detail.contains("\n"))
         #expect(detail.hasSuffix("…\""))
         #expect(detail.contains(#"line\n\"quoted\"\u0001"#))
+
+        fields["reason"] = "a\u{85}b\u{2028}c\u{202E}d\u{7F}é"
+        #expect(Fixtures.decode(fields).failure == nil)
+        fields["reason"] = .string("\u{0}a\u{85}b\u{2028}c\u{202E}d\u{7F}é")
+        #expect(Fixtures.decode(fields).failure?.detail == #"reason: \#(reasonRule), got "\u0000a\u0085b\u2028c\u202ed\u007fé""#)
     }
 }
 

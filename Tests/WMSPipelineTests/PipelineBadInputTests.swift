@@ -22,7 +22,9 @@ import WMSPipeline
             ("TOO_LARGE", Array(WMSEvents.envelope("\(f.id)-b5", "RECEIVING_COMPLETE", location: "FC1",
                                                    #""pad":"\#(String(repeating: "x", count: 1_100_000))","items":[{"sku":"\#(sku)","quantity":1}]"#).utf8)),
         ]
-        let good = WMSEvents.receiving("\(f.id)-ok", at: "FC1", [(sku, 3)])
+        // Valid, with a field the worker ignores holding what PostgreSQL's jsonb refuses (\u0000).
+        let good = WMSEvents.envelope("\(f.id)-ok", "RECEIVING_COMPLETE", location: "FC1",
+                                      #""note":"nul \u0000 größe","items":[{"sku":"\#(sku)","quantity":3}]"#)
         let (report, dead, levels, tables) = try await blocking {
             try f.produce(bad.map(\.value) + [Array(good.utf8)], partition: 0)
             let report = try f.run(untilSeen: bad.count + 1)

@@ -26,7 +26,7 @@ import WMSPipeline
             "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": f.group, "WMS_TOPICS": f.topics[0],
             "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": f.schema.url,
             "WMS_ALERTS_TOPIC": f.alertsTopic, "WMS_DLQ_TOPIC": f.deadLetterTopic,
-            "WMS_KAFKA_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
+            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
         ]
         let outcome = try await blocking {
             try f.produce(events, partition: 0)

@@ -23,7 +23,11 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.bootstrapLogging()
-        let settings = try Settings()
+        try await Self.runDaemon(settings: try Settings(), logger: logger)
+    }
+
+    /// The daemon: `run`, and `replay` once it has moved the offsets.
+    static func runDaemon(settings: Settings, logger: Logger) async throws {
         let stop = ShutdownSignal(logger: logger)
         let thread = DedicatedThread(name: "wms.pipeline")
         defer { thread.stop() }
