@@ -38,6 +38,7 @@ struct Day: AsyncParsableCommand {
     @Option(help: "Share of messages that are bad (poison).") var poisonRate = 0.02
     @Option(help: "Where to write what the day must leave behind.") var expectedFile = "expected.json"
     @Option(help: "Prefix of every SKU and eventId (default: a fresh one per run).") var prefix: String?
+    @Option(help: "Messages per second (default: as fast as the broker takes them).") var rate: Int?
 
     func validate() throws {
         guard events > 0 else { throw ValidationError("--events must be positive") }
@@ -72,22 +73,26 @@ struct Day: AsyncParsableCommand {
                                                      value: Self.poison(kind: random.int(0...6), number: poison, prefix: prefix, conflictWith: event)))
             }
         }
-        let messages = outbound
-        let startedAt = try await DedicatedThread(name: "wms.simulator").run { () -> String in
-            let db = try PostgresConnection(url: postgresURL)
-            let now = try db.query("SELECT now()::text AS now").first!["now"].string()
-            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["compression.type": "lz4"]),
-                                             logger: Logger(label: "wms-simulator"))
-            for chunk in stride(from: 0, to: messages.count, by: 5000) {
-                try producer.deliver(Array(messages[chunk..<min(chunk + 5000, messages.count)]))
-            }
-            return now
+        let startedAt = try await DedicatedThread(name: "wms.simulator").run {
+            try PostgresConnection(url: postgresURL).query("SELECT now()::text AS now").first!["now"].string()
         }
+        // Written first: a script can watch the run while the messages go out.
         let expectation = Expectation(prefix: prefix, startedAt: startedAt, events: day.events.count, resends: resends, poison: poison,
                                       varianceAlerts: day.alertsExpected, levels: day.expected)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(expectation).write(to: URL(fileURLWithPath: expectedFile))
+        let messages = outbound
+        let chunkSize = rate.map { max(1, $0 / 10) } ?? 5000
+        try await DedicatedThread(name: "wms.simulator").run {
+            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["compression.type": "lz4"]),
+                                             logger: Logger(label: "wms-simulator"))
+            for chunk in stride(from: 0, to: messages.count, by: chunkSize) {
+                let started = ContinuousClock.now
+                try producer.deliver(Array(messages[chunk..<min(chunk + chunkSize, messages.count)]))
+                if rate != nil { Thread.sleep(until: Date() + max(0, 0.1 - (ContinuousClock.now - started).seconds)) }
+            }
+        }
         print("produced \(outbound.count) messages: \(day.events.count) events, \(resends) resends, \(poison) poison, "
               + "\(day.skus.count) SKUs at \(day.locations.joined(separator: ",")); expected state in \(expectedFile)")
     }
@@ -229,6 +234,10 @@ extension Verify {
         } while ContinuousClock.now < deadline
         return behind
     }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 func environment(_ name: String) throws -> String {

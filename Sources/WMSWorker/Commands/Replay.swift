@@ -46,15 +46,19 @@ struct Replay: AsyncParsableCommand {
         }
         let start: Start = fromBeginning ? .beginning : fromOffset.map(Start.offset) ?? .time(milliseconds: Self.milliseconds(fromTime!)!)
         let (topic, partition) = (self.topic, self.partition)
+        // Signals are taken from the start: a SIGTERM while the offsets move stops
+        // the command cleanly instead of killing it half way.
+        let stop = ShutdownSignal(logger: logger)
         let thread = DedicatedThread(name: "wms.replay")
         defer { thread.stop() }
         try await thread.run {
-            try Self.moveOffsets(settings: settings, start: start, topic: topic, partition: partition, logger: logger)
+            try Self.moveOffsets(settings: settings, start: start, topic: topic, partition: partition, stop: stop, logger: logger)
         }
-        try await Run.runDaemon(settings: settings, logger: logger)
+        guard !stop.requested else { return }
+        try await Run.runDaemon(settings: settings, stop: stop, logger: logger)
     }
 
-    static func moveOffsets(settings: Settings, start: Start, topic: String?, partition: Int32?, logger: Logger) throws {
+    static func moveOffsets(settings: Settings, start: Start, topic: String?, partition: Int32?, stop: ShutdownSignal, logger: Logger) throws {
         let topics = topic.map { [$0] } ?? settings.topics
         let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
         try consumer.subscribe(settings.topics)
@@ -63,9 +67,13 @@ struct Replay: AsyncParsableCommand {
         })
         // Alone in the group, this member is given every partition.
         let deadline = ContinuousClock.now + .seconds(60)
-        while consumer.assignment != all, ContinuousClock.now < deadline {
+        while consumer.assignment != all, ContinuousClock.now < deadline, !stop.requested {
             // Nothing is stored or committed here: what a poll returns is read again after the replay.
             _ = try consumer.poll(maxMessages: 1, timeout: .milliseconds(200))
+        }
+        if stop.requested {
+            try consumer.close()
+            return
         }
         guard consumer.assignment == all else {
             try consumer.close()

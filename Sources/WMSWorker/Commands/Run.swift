@@ -23,12 +23,11 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.bootstrapLogging()
-        try await Self.runDaemon(settings: try Settings(), logger: logger)
+        try await Self.runDaemon(settings: try Settings(), stop: ShutdownSignal(logger: logger), logger: logger)
     }
 
     /// The daemon: `run`, and `replay` once it has moved the offsets.
-    static func runDaemon(settings: Settings, logger: Logger) async throws {
-        let stop = ShutdownSignal(logger: logger)
+    static func runDaemon(settings: Settings, stop: ShutdownSignal, logger: Logger) async throws {
         let thread = DedicatedThread(name: "wms.pipeline")
         defer { thread.stop() }
         try await thread.run {
