@@ -37,10 +37,18 @@ CREATE TABLE inventory_events (
 
 CREATE INDEX inventory_events_applied_at ON inventory_events (applied_at);
 
--- One row per event line and location, with the delta of every bucket.
+-- One row per event line and location, with the delta of every bucket; and one
+-- per allocation or release an event caused (an order line confirmed, a
+-- backordered line filled by a receipt, a cancellation).
 CREATE TABLE inventory_transactions (
     event_id         text        NOT NULL REFERENCES inventory_events (event_id),
-    line_no          integer     NOT NULL,
+    -- The entry's place among the event's entries: event lines first, then
+    -- what they caused, in the order the worker applied them.
+    entry_no         integer     NOT NULL,
+    -- The event line it comes from (its index in items or lines), if any.
+    line_no          integer,
+    order_id         text,
+    line_id          text,
     sku              text        NOT NULL,
     location_id      text        NOT NULL,
     event_type       text        NOT NULL,
@@ -52,7 +60,7 @@ CREATE TABLE inventory_transactions (
     d_in_transit_in  bigint      NOT NULL DEFAULT 0,
     d_in_transit_out bigint      NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_id, line_no, location_id)
+    PRIMARY KEY (event_id, entry_no)
 );
 
 CREATE INDEX inventory_transactions_sku_location ON inventory_transactions (sku, location_id);

@@ -134,8 +134,11 @@ public final class PostgresConnection {
             disconnect()
         }
         // Defaults first: the URL's own parameters, expanded from `dbname`, override them.
-        let keywords = ["connect_timeout", "application_name", "dbname"]
-        let values = [String(connectTimeoutSeconds), applicationName, url]
+        // Keepalives and a TCP user timeout: a half-open connection fails within
+        // about 30 s instead of blocking the worker's thread for good.
+        let keywords = ["connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "dbname"]
+        let values = [String(connectTimeoutSeconds), applicationName, "1", "10", "5", "3", "30000", url]
         let connection = Self.withCStrings(keywords) { keys in
             Self.withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
         }

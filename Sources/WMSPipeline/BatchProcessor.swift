@@ -11,6 +11,9 @@ public struct BatchReport: Sendable {
     public var duplicates = 0
     public var deadLetters: [BadEventCode: Int] = [:]
     public var alerts: [String: Int] = [:]
+    /// Order line decisions: reservation, available, backordered, cancelled (at
+    /// confirmation), filled, and cancelled lines.
+    public var decisions: [String: Int] = [:]
     public var published = 0
 
     public var appliedCount: Int { applied.values.reduce(0, +) }
@@ -47,7 +50,7 @@ final class BatchProcessor {
     /// What the batch decided for each message.
     enum Disposition {
         case apply(DecodedEvent)
-        case alreadyApplied(eventId: String)
+        case alreadyApplied(DecodedEvent)
         case deadLetter(BadEvent)
     }
 
@@ -58,8 +61,9 @@ final class BatchProcessor {
         faults.reached(.afterLookup)
 
         var dispositions = Self.plan(decoded, stored: stored)
+        let orders = try orderContext(dispositions)
         let nowMs = now()
-        let (changes, owners) = skuChanges(dispositions)
+        let (changes, owners) = Self.skuChanges(dispositions, orders: orders)
         let outcomes = try hotStore.apply(changes, nowMs: nowMs)
         faults.reached(.afterRedis)
 
@@ -69,7 +73,12 @@ final class BatchProcessor {
         try store.write(records)
         faults.reached(.afterPostgres)
 
-        let touched = Set(records.ledger.filter(\.touchesLevels).map(\.effect.sku))
+        // Events applied before count too: a run that died after PostgreSQL may not
+        // have reached the display cache.
+        let touched = Set(records.ledger.filter(\.touchesLevels).map(\.sku)).union(dispositions.flatMap { disposition -> [String] in
+            guard case .alreadyApplied(let decoded) = disposition else { return [] }
+            return decoded.event.skus
+        })
         try hotStore.invalidateDisplay(skus: touched)
         faults.reached(.afterDisplayInvalidation)
 
@@ -95,35 +104,93 @@ final class BatchProcessor {
                     return .apply(event)
                 }
                 return digest == event.digest
-                    ? .alreadyApplied(eventId: id)
+                    ? .alreadyApplied(event)
                     : .deadLetter(BadEvent(code: .eventIdConflict, detail: "eventId \(id) was applied before with another payload", eventId: id))
             }
         }
     }
 
-    /// One script call per event and SKU, with the deltas per location summed. A
-    /// pack moves nothing and needs none; a cycle count always runs, even with no
-    /// variance, to learn the worker's onHand for the mirror drift.
-    private func skuChanges(_ dispositions: [Disposition]) -> ([SKUChange], owners: [Int]) {
+    /// What PostgreSQL knows of the orders of the batch's order events.
+    struct OrderContext {
+        var lines: [String: [StoredOrderLine]] = [:]
+        var cancelled: [String: Set<String>] = [:]
+    }
+
+    private func orderContext(_ dispositions: [Disposition]) throws -> OrderContext {
+        let orderIds = Set(dispositions.compactMap { disposition -> String? in
+            guard case .apply(let decoded) = disposition else { return nil }
+            switch decoded.event.body {
+            case .orderConfirmed(let orderId, _), .orderCancelled(let orderId, _): return orderId
+            default: return nil
+            }
+        })
+        guard !orderIds.isEmpty else { return OrderContext() }
+        return OrderContext(lines: try store.orderLines(of: Array(orderIds)), cancelled: try store.cancellations(of: Array(orderIds)))
+    }
+
+    /// One script call per event and SKU: the deltas per location summed, picks
+    /// tallied per order, order lines confirmed or cancelled. A pack moves nothing
+    /// and needs none; a cycle count always runs, even with no variance, to learn
+    /// the worker's onHand for the mirror drift.
+    static func skuChanges(_ dispositions: [Disposition], orders: OrderContext) -> ([SKUChange], owners: [Int]) {
         var changes: [SKUChange] = []
         var owners: [Int] = []
+        // Order lines and cancellations seen earlier in this batch, in offset order.
+        var batchLines: [String: [OrderLine]] = [:]
+        var batchCancelled = orders.cancelled
         for (index, disposition) in dispositions.enumerated() {
             guard case .apply(let decoded) = disposition else { continue }
             let event = decoded.event
-            var bySKU: [String: [(locationId: String, deltas: Deltas)]] = [:]
+            var bySKU: [String: SKUChange] = [:]
             var order: [String] = []
-            for effect in event.effects where !effect.deltas.isZero || event.type == .cycleCountAdjustment {
-                if bySKU[effect.sku] == nil { order.append(effect.sku) }
-                var locations = bySKU[effect.sku, default: []]
-                if let at = locations.firstIndex(where: { $0.locationId == effect.locationId }) {
-                    locations[at].deltas = locations[at].deltas + effect.deltas
-                } else {
-                    locations.append((effect.locationId, effect.deltas))
+            func change(_ sku: String, _ body: (inout SKUChange) -> Void) {
+                if bySKU[sku] == nil {
+                    order.append(sku)
+                    bySKU[sku] = SKUChange(eventId: event.eventId, digest: decoded.digest, sku: sku)
                 }
-                bySKU[effect.sku] = locations
+                body(&bySKU[sku]!)
+            }
+            for effect in event.effects where !effect.deltas.isZero || event.type == .cycleCountAdjustment {
+                change(effect.sku) { change in
+                    let location = change.location(effect.locationId)
+                    change.locations[location].deltas = change.locations[location].deltas + effect.deltas
+                }
+            }
+            switch event.body {
+            case .pick(let orderId, let items):
+                for item in items {
+                    change(item.sku) { $0.picks.append(($0.location(event.locationId ?? ""), orderId, item.quantity)) }
+                }
+            case .orderConfirmed(let orderId, let lines):
+                let decided = Set((orders.lines[orderId] ?? []).map(\.lineId))
+                for line in lines where !decided.contains(line.lineId) {
+                    let cancelled = batchCancelled[orderId].map { $0.contains("*") || $0.contains(line.lineId) } ?? false
+                    change(line.sku) { change in
+                        change.confirms.append(SKUChange.Confirm(
+                            location: change.location(line.locationId), orderId: orderId, lineId: line.lineId,
+                            quantity: line.quantity, reservationId: line.reservationId, cancelled: cancelled))
+                    }
+                }
+                batchLines[orderId, default: []] += lines
+            case .orderCancelled(let orderId, let lineIds):
+                let stored = orders.lines[orderId] ?? []
+                let known: [(lineId: String, sku: String, location: String, stored: StoredOrderLine?)] =
+                    stored.map { ($0.lineId, $0.sku, $0.locationId, $0) }
+                    + (batchLines[orderId] ?? []).filter { line in !stored.contains { $0.lineId == line.lineId } }
+                        .map { ($0.lineId, $0.sku, $0.locationId, nil) }
+                for line in known where lineIds?.contains(line.lineId) ?? true {
+                    change(line.sku) { change in
+                        change.cancels.append(SKUChange.Cancel(
+                            location: change.location(line.location), orderId: orderId, lineId: line.lineId,
+                            known: line.stored.map { ($0.status, $0.quantity) }))
+                    }
+                }
+                batchCancelled[orderId, default: []].formUnion(lineIds ?? ["*"])
+            default:
+                break
             }
             for sku in order {
-                changes.append(SKUChange(eventId: event.eventId, digest: decoded.digest, sku: sku, locations: bySKU[sku]!))
+                changes.append(bySKU[sku]!)
                 owners.append(index)
             }
         }
@@ -132,21 +199,21 @@ final class BatchProcessor {
 
     private func buildRecords(_ messages: [KafkaMessage], _ dispositions: inout [Disposition], changes: [SKUChange],
                               owners: [Int], outcomes: [SKUChangeOutcome], nowMs: Int64, report: inout BatchReport) -> BatchRecords {
-        // Each event's script outcomes; a conflict on any SKU makes the event a conflict.
-        var outcomesByMessage: [Int: [(SKUChange, [LocationChange])]] = [:]
+        // Each event's script results; a conflict on any SKU makes the event a conflict.
+        var resultsByMessage: [Int: [(SKUChange, SKUResult)]] = [:]
         for (position, outcome) in outcomes.enumerated() {
             let index = owners[position]
             switch outcome {
             case .conflict:
                 guard case .apply(let decoded) = dispositions[index] else { continue }
-                if outcomesByMessage[index]?.isEmpty == false {
+                if resultsByMessage[index]?.isEmpty == false {
                     logger.error("eventId applied to some SKUs with another payload at the same moment", metadata: ["event_id": "\(decoded.event.eventId)"])
                 }
                 dispositions[index] = .deadLetter(BadEvent(
                     code: .eventIdConflict, detail: "eventId \(decoded.event.eventId) was applied before with another payload",
                     eventId: decoded.event.eventId))
-            case .applied(let locations), .alreadyApplied(let locations):
-                outcomesByMessage[index, default: []].append((changes[position], locations))
+            case .applied(let result), .alreadyApplied(let result):
+                resultsByMessage[index, default: []].append((changes[position], result))
             }
         }
 
@@ -170,21 +237,92 @@ final class BatchProcessor {
                     occurredAtMs: event.occurredAtMs, canonicalJSON: String(decoding: decoded.canonicalJSON, as: UTF8.self),
                     digest: decoded.digest, sourceTopic: message.topic, sourcePartition: message.partition, sourceOffset: message.offset))
                 for effect in event.effects {
-                    records.ledger.append(LedgerRecord(eventId: event.eventId, eventType: event.type.rawValue, effect: effect,
-                                                       touchesLevels: !effect.deltas.isZero || event.type == .cycleCountAdjustment))
+                    records.ledger.append(LedgerRecord(
+                        eventId: event.eventId, eventType: event.type.rawValue, entryNo: records.ledger.count(for: event.eventId),
+                        lineNo: effect.lineNo, sku: effect.sku, locationId: effect.locationId, deltas: effect.deltas,
+                        touchesLevels: !effect.deltas.isZero || event.type == .cycleCountAdjustment))
                 }
-                let found = outcomesByMessage[index] ?? []
-                addAlerts(for: event, found: found, nowMs: nowMs, into: &records, report: &report)
+                let results = resultsByMessage[index] ?? []
+                addOrderLines(for: event, results: results, nowMs: nowMs, into: &records, report: &report)
+                addAlerts(for: event, results: results, nowMs: nowMs, into: &records, report: &report)
             }
         }
         return records
     }
 
-    private func addAlerts(for event: InboundEvent, found: [(SKUChange, [LocationChange])], nowMs: Int64,
+    /// What the scripts decided for order lines: allocations, the ledger rows of
+    /// every allocation and release, and the messages back to the warehouses.
+    private func addOrderLines(for event: InboundEvent, results: [(SKUChange, SKUResult)], nowMs: Int64,
+                               into records: inout BatchRecords, report: inout BatchReport) {
+        var allocated: [AllocationKey: [OutboundMessages.AllocationLine]] = [:]
+        var released: [AllocationKey: [OutboundMessages.AllocationLine]] = [:]
+        func ledger(_ change: SKUChange, location: String, order: String, line: String, _ deltas: Deltas) {
+            records.ledger.append(LedgerRecord(
+                eventId: event.eventId, eventType: event.type.rawValue, entryNo: records.ledger.count(for: event.eventId), lineNo: nil,
+                orderId: order, lineId: line, sku: change.sku, locationId: location, deltas: deltas, touchesLevels: true))
+        }
+        let confirmedLines: [String: OrderLine] = if case .orderConfirmed(_, let lines) = event.body {
+            Dictionary(lines.map { ($0.lineId, $0) }, uniquingKeysWith: { first, _ in first })
+        } else { [:] }
+        for (change, result) in results {
+            for confirmed in result.confirms where !confirmed.existing {
+                guard let line = confirmedLines[confirmed.lineId] else { continue }
+                records.confirmedLines.append(ConfirmedLineRecord(
+                    orderId: confirmed.orderId, line: line, decision: confirmed.decision, status: confirmed.status,
+                    queueSeq: confirmed.queueSeq, eventId: event.eventId))
+                report.decisions[confirmed.decision, default: 0] += 1
+                guard confirmed.status == "allocated" else { continue }
+                var deltas = Deltas([.allocated: line.quantity])
+                if confirmed.decision == "reservation" { deltas[.reserved] = -line.quantity }
+                ledger(change, location: line.locationId, order: confirmed.orderId, line: line.lineId, deltas)
+                allocated[AllocationKey(orderId: confirmed.orderId, locationId: line.locationId), default: []]
+                    .append(.init(lineId: line.lineId, sku: line.sku, quantity: line.quantity))
+            }
+            for fill in result.fills {
+                let location = change.locations[fill.location].locationId
+                records.filledLines.append(LineChangeRecord(orderId: fill.orderId, lineId: fill.lineId, eventId: event.eventId))
+                report.decisions["filled", default: 0] += 1
+                ledger(change, location: location, order: fill.orderId, line: fill.lineId, Deltas([.allocated: fill.quantity]))
+                allocated[AllocationKey(orderId: fill.orderId, locationId: location), default: []]
+                    .append(.init(lineId: fill.lineId, sku: change.sku, quantity: fill.quantity))
+            }
+            for cancelled in result.cancels {
+                records.cancelledLines.append(LineChangeRecord(orderId: cancelled.orderId, lineId: cancelled.lineId,
+                                                               eventId: event.eventId, released: cancelled.released))
+                report.decisions["cancelled", default: 0] += 1
+                guard cancelled.released > 0,
+                      let cancel = change.cancels.first(where: { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }) else { continue }
+                let location = change.locations[cancel.location].locationId
+                ledger(change, location: location, order: cancelled.orderId, line: cancelled.lineId, Deltas([.allocated: -cancelled.released]))
+                released[AllocationKey(orderId: cancelled.orderId, locationId: location), default: []]
+                    .append(.init(lineId: cancelled.lineId, sku: change.sku, quantity: cancelled.released))
+            }
+        }
+        if case .orderCancelled(let orderId, let lineIds) = event.body {
+            for lineId in lineIds ?? ["*"] {
+                records.orderCancellations.append(OrderCancellationRecord(orderId: orderId, lineId: lineId, eventId: event.eventId))
+            }
+        }
+        for (key, lines) in allocated.sorted(by: { ($0.key.orderId, $0.key.locationId) < ($1.key.orderId, $1.key.locationId) }) {
+            records.outbox.append(OutboundMessages.allocation(.allocation, orderId: key.orderId, locationId: key.locationId, lines: lines,
+                                                              causedBy: event.eventId, atMs: nowMs, topic: settings.allocationsTopic))
+        }
+        for (key, lines) in released.sorted(by: { ($0.key.orderId, $0.key.locationId) < ($1.key.orderId, $1.key.locationId) }) {
+            records.outbox.append(OutboundMessages.allocation(.cancelled, orderId: key.orderId, locationId: key.locationId, lines: lines,
+                                                              causedBy: event.eventId, atMs: nowMs, topic: settings.allocationsTopic))
+        }
+    }
+
+    private struct AllocationKey: Hashable {
+        var orderId: String
+        var locationId: String
+    }
+
+    private func addAlerts(for event: InboundEvent, results: [(SKUChange, SKUResult)], nowMs: Int64,
                            into records: inout BatchRecords, report: inout BatchReport) {
         var alerts: [AlertRecord] = []
         if case .cycleCount(let count) = event.body, let location = event.locationId {
-            let workerOnHand = found.first { $0.0.sku == count.sku }?.1.first?.onHandBefore ?? 0
+            let workerOnHand = results.first { $0.0.sku == count.sku }?.1.locations.first?.onHandBefore ?? 0
             records.adjustments.append(AdjustmentRecord(eventId: event.eventId, locationId: location, count: count,
                                                         workerOnHand: workerOnHand, occurredAtMs: event.occurredAtMs))
             if count.exceeds(settings.varianceThresholds) {
@@ -193,8 +331,8 @@ final class BatchProcessor {
             }
         }
         // A bucket crossing from zero or above to below zero, as the script saw it.
-        for (change, locations) in found {
-            for (location, seen) in zip(change.locations, locations) {
+        for (change, result) in results {
+            for (location, seen) in zip(change.locations, result.locations) {
                 for (bucket, before, after) in [("onHand", seen.onHandBefore, seen.onHandAfter),
                                                 ("available", seen.availableBefore, seen.availableAfter)] where before >= 0 && after < 0 {
                     alerts.append(AlertRecord(
@@ -215,7 +353,7 @@ final class BatchProcessor {
     /// crashed run left for events of this batch), waits for every acknowledgement,
     /// then marks them published.
     private func publish(_ records: BatchRecords, _ dispositions: [Disposition]) throws -> Int {
-        let duplicateIDs = dispositions.compactMap { if case .alreadyApplied(let id) = $0 { id } else { nil } }
+        let duplicateIDs = dispositions.compactMap { if case .alreadyApplied(let decoded) = $0 { decoded.event.eventId } else { nil } }
         // Rows exist only where this batch wrote some, or where an earlier run did.
         guard !records.outbox.isEmpty || !duplicateIDs.isEmpty else { return 0 }
         let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
@@ -226,5 +364,31 @@ final class BatchProcessor {
         try store.markPublished(pending.map(\.messageId))
         faults.reached(.afterMarkPublished)
         return pending.count
+    }
+}
+
+extension [LedgerRecord] {
+    /// The next entry number of an event: its rows are appended together, last.
+    func count(for eventId: String) -> Int {
+        var count = 0
+        for record in reversed() {
+            guard record.eventId == eventId else { break }
+            count += 1
+        }
+        return count
+    }
+}
+
+extension InboundEvent {
+    /// Every SKU the event names.
+    var skus: [String] {
+        switch body {
+        case .receiving(_, let items), .pick(_, let items), .pack(_, let items), .ship(_, _, let items), .damage(_, let items),
+             .transferShipped(_, _, let items), .transferReceived(_, _, let items):
+            items.map(\.sku)
+        case .cycleCount(let count): [count.sku]
+        case .orderConfirmed(_, let lines): lines.map(\.sku)
+        case .orderCancelled: []
+        }
     }
 }

@@ -2,13 +2,52 @@ import Foundation
 import Redis
 import WMSDomain
 
-/// One event's changes to one SKU: what one call of `apply_effects.lua` does.
+/// One event's changes to one SKU: what one call of `apply_event.lua` does.
 struct SKUChange: Sendable {
+    struct Location: Sendable {
+        var locationId: String
+        var deltas: Deltas
+    }
+
+    struct Confirm: Sendable {
+        var location: Int
+        var orderId: String
+        var lineId: String
+        var quantity: Int64
+        var reservationId: String?
+        /// The order (or this line) was cancelled before its confirmation came.
+        var cancelled: Bool
+    }
+
+    struct Cancel: Sendable {
+        var location: Int
+        var orderId: String
+        var lineId: String
+        /// What PostgreSQL holds for the line, for when its Redis key has expired.
+        var known: (status: String, quantity: Int64)?
+    }
+
     var eventId: String
     var digest: String
     var sku: String
-    /// The locations touched, each with its summed deltas (one or two).
-    var locations: [(locationId: String, deltas: Deltas)]
+    /// Every location touched, each with its summed deltas.
+    var locations: [Location] = []
+    var picks: [(location: Int, orderId: String, quantity: Int64)] = []
+    var confirms: [Confirm] = []
+    var cancels: [Cancel] = []
+
+    init(eventId: String, digest: String, sku: String) {
+        self.eventId = eventId
+        self.digest = digest
+        self.sku = sku
+    }
+
+    /// The index of `locationId` among the locations, added if new.
+    mutating func location(_ locationId: String) -> Int {
+        if let index = locations.firstIndex(where: { $0.locationId == locationId }) { return index }
+        locations.append(Location(locationId: locationId, deltas: Deltas()))
+        return locations.count - 1
+    }
 }
 
 /// What a location looked like around a change, as the script saw it.
@@ -19,45 +58,104 @@ struct LocationChange: Sendable, Equatable {
     var availableAfter: Int64
 }
 
+/// What the script did (or, for a replay, had done) for one event and SKU.
+struct SKUResult: Sendable, Equatable {
+    struct Confirmed: Sendable, Equatable {
+        var orderId: String
+        var lineId: String
+        /// reservation, available, backordered or cancelled.
+        var decision: String
+        var status: String
+        /// The place in the backorder queue, for a backordered line.
+        var queueSeq: Int64
+        /// Decided before, by another event: nothing changed now.
+        var existing: Bool
+    }
+
+    struct Cancelled: Sendable, Equatable {
+        var orderId: String
+        var lineId: String
+        var released: Int64
+        /// allocated or backordered.
+        var was: String
+    }
+
+    struct Filled: Sendable, Equatable {
+        var location: Int
+        var orderId: String
+        var lineId: String
+        var quantity: Int64
+    }
+
+    var locations: [LocationChange] = []
+    var confirms: [Confirmed] = []
+    var cancels: [Cancelled] = []
+    var fills: [Filled] = []
+}
+
 enum SKUChangeOutcome: Sendable, Equatable {
-    case applied([LocationChange])
-    /// Applied before (a redelivery, or a replay after a crash): what it found then.
-    case alreadyApplied([LocationChange])
+    case applied(SKUResult)
+    /// Applied before (a redelivery, or a replay after a crash): what it did then.
+    case alreadyApplied(SKUResult)
     /// The mark holds another payload's digest.
     case conflict
 }
 
-/// The Redis side of a batch: the hot store's scripts, and the display cache.
+/// How waiting order lines are filled when stock grows.
+public enum BackorderPolicy: String, Sendable, CaseIterable {
+    /// A line that does not fit blocks the lines behind it (the default).
+    case strictFIFO = "strict-fifo"
+    /// Smaller lines behind it may go first.
+    case fillWhatFits = "fill-what-fits"
+}
+
+/// The Redis side of a batch: the hot store's script, and the display cache.
 final class HotStore {
     static let applyScript: RedisScript = {
-        let url = Bundle.module.url(forResource: "apply_effects", withExtension: "lua", subdirectory: "Lua")!
+        let url = Bundle.module.url(forResource: "apply_event", withExtension: "lua", subdirectory: "Lua")!
         return try! RedisScript(contentsOf: url)
     }()
 
     let hot: RedisConnection
     let displayCache: RedisConnection
-    let deduplicationWindowSeconds: Int64
+    let keepSeconds: Int64
+    let policy: BackorderPolicy
 
-    init(hot: RedisConnection, displayCache: RedisConnection, deduplicationWindow: Duration) {
+    init(hot: RedisConnection, displayCache: RedisConnection, deduplicationWindow: Duration, policy: BackorderPolicy) {
         self.hot = hot
         self.displayCache = displayCache
-        self.deduplicationWindowSeconds = max(1, deduplicationWindow.components.seconds)
+        self.keepSeconds = max(1, deduplicationWindow.components.seconds)
+        self.policy = policy
     }
 
-    /// Runs every change in one pipeline; the outcome of each, in order.
+    /// Claims each event for its payload, then runs the changes of the events
+    /// claimed for this payload in one pipeline: two round trips whatever the batch.
+    /// The outcome of each change, in order.
     func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
         guard !changes.isEmpty else { return [] }
-        let calls = changes.map { change in
-            RedisScript.Call(
-                script: Self.applyScript,
-                keys: [RedisKeys.applied(sku: change.sku, eventId: change.eventId)]
-                    + change.locations.map { RedisKeys.live(sku: change.sku, location: $0.locationId) },
-                arguments: [change.digest, nowMs, deduplicationWindowSeconds]
-                    + change.locations.flatMap { $0.deltas.values.map { $0 as any RedisArgument } })
+        var events: [(eventId: String, digest: String)] = []
+        for change in changes where events.last?.eventId != change.eventId {
+            events.append((change.eventId, change.digest))
         }
-        return try zip(hot.evaluateAll(calls), changes).map { reply, change in
-            try Self.outcome(of: reply.get(), locations: change.locations.count)
+        let claims = try hot.pipeline(events.map {
+            RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET", "EX", keepSeconds)
+        })
+        var conflicted = Set<String>()
+        for (event, reply) in zip(events, claims) {
+            let held = try reply.get()
+            if let digest = held.string, digest != event.digest { conflicted.insert(event.eventId) }
         }
+        let runnable = changes.indices.filter { !conflicted.contains(changes[$0].eventId) }
+        let calls = runnable.map { index in
+            let (keys, operations) = Self.keysAndOperations(changes[index], policy: policy)
+            return RedisScript.Call(script: Self.applyScript, keys: keys,
+                                    arguments: [changes[index].digest, nowMs, keepSeconds, operations.serialized(canonical: true)])
+        }
+        var outcomes = Array(repeating: SKUChangeOutcome.conflict, count: changes.count)
+        for (index, reply) in zip(runnable, try hot.evaluateAll(calls)) {
+            outcomes[index] = try Self.outcome(of: reply.get(), locations: changes[index].locations.count)
+        }
+        return outcomes
     }
 
     /// Deletes the display-cache entry of every SKU, in one round trip.
@@ -66,24 +164,101 @@ final class HotStore {
         try displayCache.send(RedisCommand(["UNLINK"] + skus.map { RedisKeys.display(sku: $0) }))
     }
 
+    /// KEYS for the call (the mark first) and the operations naming them by index.
+    static func keysAndOperations(_ change: SKUChange, policy: BackorderPolicy) -> ([any RedisArgument], JSONValue) {
+        let sku = change.sku
+        var keys: [any RedisArgument] = [RedisKeys.applied(sku: sku, eventId: change.eventId)]
+        func declare(_ key: String) -> JSONValue {
+            keys.append(key)
+            return .integer(Int64(keys.count))
+        }
+        let locations: [JSONValue] = change.locations.map { location in
+            let growing = location.deltas[.onHand] > 0
+            return .object([
+                "live": declare(RedisKeys.live(sku: sku, location: location.locationId)),
+                "queue": declare(RedisKeys.backorders(sku: sku, location: location.locationId)),
+                "d": .array(location.deltas.values.map { .integer($0) }),
+                "fill": .bool(growing),
+            ])
+        }
+        var operations: [String: JSONValue] = [
+            "policy": .string(policy == .strictFIFO ? "strict" : "fits"),
+            "eventId": .string(change.eventId),
+            "lineKeyPrefix": .string(RedisKeys.orderLinePrefix(sku: sku)),
+            "seq": declare(RedisKeys.backorderSequence(sku: sku)),
+            "locations": .array(locations),
+        ]
+        operations["picks"] = .array(change.picks.map { pick in
+            .object(["picked": declare(RedisKeys.picked(sku: sku, location: change.locations[pick.location].locationId, orderId: pick.orderId)),
+                     "q": .integer(pick.quantity)])
+        })
+        operations["confirm"] = .array(change.confirms.map { confirm in
+            var fields: [String: JSONValue] = [
+                "loc": .integer(Int64(confirm.location + 1)),
+                "line": declare(RedisKeys.orderLine(sku: sku, orderId: confirm.orderId, lineId: confirm.lineId)),
+                "order": .string(confirm.orderId), "lineId": .string(confirm.lineId),
+                "q": .integer(confirm.quantity), "cancelled": .bool(confirm.cancelled),
+            ]
+            if let reservation = confirm.reservationId { fields["res"] = declare(RedisKeys.reservation(sku: sku, reservationId: reservation)) }
+            return .object(fields)
+        })
+        operations["cancel"] = .array(change.cancels.map { cancel in
+            var fields: [String: JSONValue] = [
+                "loc": .integer(Int64(cancel.location + 1)),
+                "line": declare(RedisKeys.orderLine(sku: sku, orderId: cancel.orderId, lineId: cancel.lineId)),
+                "picked": declare(RedisKeys.picked(sku: sku, location: change.locations[cancel.location].locationId, orderId: cancel.orderId)),
+                "order": .string(cancel.orderId), "lineId": .string(cancel.lineId),
+            ]
+            if let known = cancel.known { fields["known"] = .object(["status": .string(known.status), "q": .integer(known.quantity)]) }
+            return .object(fields)
+        })
+        return (keys, .object(operations))
+    }
+
     static func outcome(of reply: RESPValue, locations: Int) throws(RedisError) -> SKUChangeOutcome {
-        guard let parts = reply.array, parts.count == 2, let status = parts[0].string, let body = parts[1].string else {
-            throw .unexpectedReply("apply_effects returned \(reply)")
+        guard let parts = reply.array, parts.count == 2, let status = parts[0].string, let body = parts[1].bytes else {
+            throw .unexpectedReply("apply_event returned \(reply)")
         }
         switch status {
         case "conflict": return .conflict
         case "applied", "duplicate":
-            let changes = body.split(separator: ",").map { location -> LocationChange? in
-                let numbers = location.split(separator: ":").compactMap { Int64($0) }
-                guard numbers.count == 4 else { return nil }
-                return LocationChange(onHandBefore: numbers[0], onHandAfter: numbers[1], availableBefore: numbers[2], availableAfter: numbers[3])
+            guard let result = parseResult(body), result.locations.count == locations else {
+                throw .unexpectedReply("apply_event result \(String(decoding: body.prefix(200), as: UTF8.self)) for \(locations) location(s)")
             }
-            guard changes.count == locations, !changes.contains(nil) else {
-                throw .unexpectedReply("apply_effects result '\(body)' for \(locations) location(s)")
-            }
-            return status == "applied" ? .applied(changes.map { $0! }) : .alreadyApplied(changes.map { $0! })
+            return status == "applied" ? .applied(result) : .alreadyApplied(result)
         default:
-            throw .unexpectedReply("apply_effects status '\(status)'")
+            throw .unexpectedReply("apply_event status '\(status)'")
         }
+    }
+
+    /// The script's JSON (numbers as strings; cjson writes an empty list as `{}`).
+    static func parseResult(_ bytes: [UInt8]) -> SKUResult? {
+        guard let json = try? JSONValue.parse(bytes) else { return nil }
+        func list(_ name: String) -> [JSONValue] { json[name]?.arrayValue ?? [] }
+        func int(_ value: JSONValue, _ field: String) -> Int64? { value[field]?.stringValue.flatMap { Int64($0) } }
+        func text(_ value: JSONValue, _ field: String) -> String? { value[field]?.stringValue }
+        var result = SKUResult()
+        for location in list("locations") {
+            guard let a = int(location, "onHandBefore"), let b = int(location, "onHandAfter"),
+                  let c = int(location, "availableBefore"), let d = int(location, "availableAfter") else { return nil }
+            result.locations.append(LocationChange(onHandBefore: a, onHandAfter: b, availableBefore: c, availableAfter: d))
+        }
+        for confirm in list("confirms") {
+            guard let order = text(confirm, "order"), let line = text(confirm, "lineId"), let decision = text(confirm, "decision"),
+                  let status = text(confirm, "status") else { return nil }
+            result.confirms.append(.init(orderId: order, lineId: line, decision: decision, status: status,
+                                         queueSeq: int(confirm, "seq") ?? 0, existing: text(confirm, "existing") == "1"))
+        }
+        for cancel in list("cancels") {
+            guard let order = text(cancel, "order"), let line = text(cancel, "lineId"), let released = int(cancel, "released"),
+                  let was = text(cancel, "was") else { return nil }
+            result.cancels.append(.init(orderId: order, lineId: line, released: released, was: was))
+        }
+        for fill in list("fills") {
+            guard let location = int(fill, "loc"), let order = text(fill, "order"), let line = text(fill, "lineId"),
+                  let quantity = int(fill, "q") else { return nil }
+            result.fills.append(.init(location: Int(location) - 1, orderId: order, lineId: line, quantity: quantity))
+        }
+        return result
     }
 }

@@ -47,7 +47,8 @@ public final class Pipeline {
         self.logger = logger
         self.processor = BatchProcessor(
             settings: settings,
-            hotStore: HotStore(hot: connections.hot, displayCache: connections.displayCache, deduplicationWindow: settings.deduplicationWindow),
+            hotStore: HotStore(hot: connections.hot, displayCache: connections.displayCache,
+                               deduplicationWindow: settings.deduplicationWindow, policy: settings.backorderPolicy),
             store: store, producer: connections.producer, faults: faults, logger: logger)
     }
 
@@ -82,17 +83,18 @@ public final class Pipeline {
                         ])
                     }
                     backoff.reset()
+                } catch let error as KafkaError where error.isFatal {
+                    // The producer or consumer cannot go on: exit, and let the restart
+                    // resume from the committed offsets with new clients.
+                    logger.critical("fatal Kafka error, stopping", metadata: ["error": "\(error)"])
+                    throw error
                 } catch {
                     let delay = backoff.next()
                     logger.error("batch failed, retrying", metadata: [
                         "error": "\(error)", "retry_in": "\(delay)", "messages": "\(batch.count)",
                         "retriable": "\(Self.isRetriable(error))",
                     ])
-                    do {
-                        try consumer.rewind(to: batch, timeout: .seconds(10))
-                    } catch {
-                        logger.warning("could not rewind the failed batch; the group will redeliver it", metadata: ["error": "\(error)"])
-                    }
+                    try rewind(batch)
                     sleep(delay)
                 }
             }
@@ -110,6 +112,23 @@ public final class Pipeline {
             "applied": "\(totals.appliedCount)", "duplicates": "\(totals.duplicates)", "dead_letters": "\(totals.deadLetterCount)",
         ])
         try consumer.close()
+    }
+
+    /// Sets the read position back to the failed batch, so the next poll delivers it
+    /// again. If that cannot be done, polling on would skip the batch: the worker
+    /// stops instead, and its restart resumes from the committed offsets.
+    private func rewind(_ batch: [KafkaMessage]) throws {
+        var attempt = 0
+        while true {
+            do {
+                try consumer.rewind(to: batch, timeout: .seconds(10))
+                return
+            } catch {
+                attempt += 1
+                logger.error("cannot rewind the failed batch", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                if attempt >= 3 { throw error }
+            }
+        }
     }
 
     /// Outbox rows a crashed run left unpublished: sent before anything else.
@@ -143,7 +162,9 @@ public final class Pipeline {
         return offsets
     }
 
-    static func isRetriable(_ error: any Error) -> Bool {
+    /// Waiting can help: a store is down, busy or moving. Otherwise (a refused
+    /// password, a schema too old) retrying only hides the problem.
+    public static func isRetriable(_ error: any Error) -> Bool {
         switch error {
         case let error as KafkaError: error.isRetriable
         case let error as RedisError: error.isRetriable
@@ -159,6 +180,7 @@ extension BatchReport {
         duplicates += other.duplicates
         deadLetters.merge(other.deadLetters, uniquingKeysWith: +)
         alerts.merge(other.alerts, uniquingKeysWith: +)
+        decisions.merge(other.decisions, uniquingKeysWith: +)
         published += other.published
     }
 }

@@ -9,6 +9,14 @@ public struct BatchRecords: Sendable {
     public var alerts: [AlertRecord] = []
     public var outbox: [OutboxRecord] = []
     public var deadLetters: [DeadLetterRecord] = []
+    /// Order lines decided at confirmation (new rows of `allocations`, and of
+    /// `backorders` for the queued ones).
+    public var confirmedLines: [ConfirmedLineRecord] = []
+    /// Backordered lines allocated since, by the event that freed the stock.
+    public var filledLines: [LineChangeRecord] = []
+    /// Lines released or dropped by a cancellation.
+    public var cancelledLines: [LineChangeRecord] = []
+    public var orderCancellations: [OrderCancellationRecord] = []
 
     public init() {}
 
@@ -43,19 +51,101 @@ public struct EventRecord: Sendable {
     }
 }
 
-/// One ledger row: an event line's changes at one location.
+/// One ledger row: an event line's changes at one location, or an allocation or
+/// release the event caused.
 public struct LedgerRecord: Sendable {
     public var eventId: String
     public var eventType: String
-    public var effect: QuantityEffect
+    /// The row's place among the event's rows.
+    public var entryNo: Int
+    /// The event line it comes from, if any.
+    public var lineNo: Int?
+    public var orderId: String?
+    public var lineId: String?
+    public var sku: String
+    public var locationId: String
+    public var deltas: Deltas
     /// False for ledger-only lines (a pack): they leave `inventory_levels` alone.
     public var touchesLevels: Bool
 
-    public init(eventId: String, eventType: String, effect: QuantityEffect, touchesLevels: Bool) {
+    public init(eventId: String, eventType: String, entryNo: Int, lineNo: Int?, orderId: String? = nil, lineId: String? = nil,
+                sku: String, locationId: String, deltas: Deltas, touchesLevels: Bool) {
         self.eventId = eventId
         self.eventType = eventType
-        self.effect = effect
+        self.entryNo = entryNo
+        self.lineNo = lineNo
+        self.orderId = orderId
+        self.lineId = lineId
+        self.sku = sku
+        self.locationId = locationId
+        self.deltas = deltas
         self.touchesLevels = touchesLevels
+    }
+}
+
+public struct ConfirmedLineRecord: Sendable {
+    public var orderId: String
+    public var line: OrderLine
+    /// reservation, available, backordered or cancelled.
+    public var decision: String
+    /// allocated, backordered or cancelled.
+    public var status: String
+    public var queueSeq: Int64
+    public var eventId: String
+
+    public init(orderId: String, line: OrderLine, decision: String, status: String, queueSeq: Int64, eventId: String) {
+        self.orderId = orderId
+        self.line = line
+        self.decision = decision
+        self.status = status
+        self.queueSeq = queueSeq
+        self.eventId = eventId
+    }
+}
+
+/// A line filled from the backorder queue, or cancelled.
+public struct LineChangeRecord: Sendable {
+    public var orderId: String
+    public var lineId: String
+    public var eventId: String
+    /// For a cancellation: what it gave back (0 for a dropped backorder).
+    public var released: Int64
+
+    public init(orderId: String, lineId: String, eventId: String, released: Int64 = 0) {
+        self.orderId = orderId
+        self.lineId = lineId
+        self.eventId = eventId
+        self.released = released
+    }
+}
+
+public struct OrderCancellationRecord: Sendable {
+    public var orderId: String
+    /// `*`: every line of the order.
+    public var lineId: String
+    public var eventId: String
+
+    public init(orderId: String, lineId: String, eventId: String) {
+        self.orderId = orderId
+        self.lineId = lineId
+        self.eventId = eventId
+    }
+}
+
+/// An order line as PostgreSQL holds it.
+public struct StoredOrderLine: Sendable {
+    public var lineId: String
+    public var sku: String
+    public var locationId: String
+    public var quantity: Int64
+    public var status: String
+
+    public init(lineId: String, sku: String, locationId: String, quantity: Int64, status: String) {
+        self.lineId = lineId
+        self.sku = sku
+        self.locationId = locationId
+        self.quantity = quantity
+        self.status = status
     }
 }
 

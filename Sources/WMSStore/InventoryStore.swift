@@ -37,7 +37,33 @@ public final class InventoryStore {
             try insertAlerts(batch.alerts, db)
             try insertOutbox(batch.outbox, db)
             try insertDeadLetters(batch.deadLetters, db)
+            try writeOrderLines(batch, db)
         }
+    }
+
+    /// The lines of these orders, by order.
+    public func orderLines(of orderIds: [String]) throws -> [String: [StoredOrderLine]] {
+        guard !orderIds.isEmpty else { return [:] }
+        var lines: [String: [StoredOrderLine]] = [:]
+        for row in try db.query("""
+            SELECT order_id, line_id, sku, location_id, quantity, status FROM allocations
+            WHERE order_id = ANY(\(orderIds)::text[]) ORDER BY order_id, line_id
+            """).rows {
+            lines[try row["order_id"].string(), default: []].append(StoredOrderLine(
+                lineId: try row["line_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string(),
+                quantity: try row["quantity"].int(), status: try row["status"].string()))
+        }
+        return lines
+    }
+
+    /// The cancelled lines of these orders (`*`: all of them), by order.
+    public func cancellations(of orderIds: [String]) throws -> [String: Set<String>] {
+        guard !orderIds.isEmpty else { return [:] }
+        var cancelled: [String: Set<String>] = [:]
+        for row in try db.query("SELECT order_id, line_id FROM order_cancellations WHERE order_id = ANY(\(orderIds)::text[])").rows {
+            cancelled[try row["order_id"].string(), default: []].insert(try row["line_id"].string())
+        }
+        return cancelled
     }
 
     /// Outbox rows not yet acknowledged by the broker, caused by these events or
@@ -78,7 +104,7 @@ public final class InventoryStore {
         guard !batch.events.isEmpty else { return }
         let events = batch.events
         let ledger = batch.ledger
-        func deltas(_ bucket: Bucket) -> [Int64] { ledger.map { $0.effect.deltas[bucket] } }
+        func deltas(_ bucket: Bucket) -> [Int64] { ledger.map { $0.deltas[bucket] } }
         try db.query("""
             WITH new_events AS (
                 INSERT INTO inventory_events (event_id, event_type, location_id, occurred_at, payload, payload_digest,
@@ -91,22 +117,26 @@ public final class InventoryStore {
                             \(events.map(\.sourceTopic))::text[], \(events.map(\.sourcePartition))::int[],
                             \(events.map(\.sourceOffset))::bigint[])
                      AS e(event_id, event_type, location_id, occurred_ms, payload, digest, topic, part, off)
+                -- One lock order for every worker, as for the levels below.
+                ORDER BY e.event_id
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING event_id
             ), lines AS (
-                SELECT * FROM unnest(\(ledger.map(\.eventId))::text[], \(ledger.map { $0.effect.lineNo })::int[],
-                                     \(ledger.map { $0.effect.sku })::text[], \(ledger.map { $0.effect.locationId })::text[],
+                SELECT * FROM unnest(\(ledger.map(\.eventId))::text[], \(ledger.map(\.entryNo))::int[],
+                                     \(ledger.map(\.lineNo))::int[], \(ledger.map(\.orderId))::text[], \(ledger.map(\.lineId))::text[],
+                                     \(ledger.map(\.sku))::text[], \(ledger.map(\.locationId))::text[],
                                      \(ledger.map(\.eventType))::text[], \(ledger.map(\.touchesLevels))::boolean[],
                                      \(deltas(.onHand))::bigint[], \(deltas(.allocated))::bigint[], \(deltas(.reserved))::bigint[],
                                      \(deltas(.damaged))::bigint[], \(deltas(.picked))::bigint[],
                                      \(deltas(.inTransitIn))::bigint[], \(deltas(.inTransitOut))::bigint[])
-                     AS l(event_id, line_no, sku, location_id, event_type, touches_levels,
+                     AS l(event_id, entry_no, line_no, order_id, line_id, sku, location_id, event_type, touches_levels,
                           d_on_hand, d_allocated, d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out)
                 WHERE l.event_id IN (SELECT event_id FROM new_events)
             ), ledger AS (
-                INSERT INTO inventory_transactions (event_id, line_no, sku, location_id, event_type, d_on_hand, d_allocated,
-                                                    d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out)
-                SELECT event_id, line_no, sku, location_id, event_type, d_on_hand, d_allocated,
+                INSERT INTO inventory_transactions (event_id, entry_no, line_no, order_id, line_id, sku, location_id, event_type,
+                                                    d_on_hand, d_allocated, d_reserved, d_damaged, d_picked, d_in_transit_in,
+                                                    d_in_transit_out)
+                SELECT event_id, entry_no, line_no, order_id, line_id, sku, location_id, event_type, d_on_hand, d_allocated,
                        d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out
                 FROM lines
             )
@@ -198,6 +228,70 @@ public final class InventoryStore {
                                  \(records.map(\.messageId))::text[])
             ON CONFLICT DO NOTHING
             """)
+    }
+
+    /// Allocations and backorders: new lines first, then fills and cancellations
+    /// of lines that may have been confirmed in the same batch.
+    private func writeOrderLines(_ batch: BatchRecords, _ db: PostgresConnection) throws {
+        let confirmed = batch.confirmedLines
+        if !confirmed.isEmpty {
+            let lines = confirmed.map(\.line)
+            try db.query("""
+                INSERT INTO allocations (order_id, line_id, sku, location_id, quantity, reservation_id, decision, status,
+                                         confirmed_by, allocated_by, allocated_at)
+                SELECT c.order_id, c.line_id, c.sku, c.location_id, c.quantity, c.reservation_id, c.decision, c.status, c.event_id,
+                       CASE WHEN c.status = 'allocated' THEN c.event_id END, CASE WHEN c.status = 'allocated' THEN now() END
+                FROM unnest(\(confirmed.map(\.orderId))::text[], \(lines.map(\.lineId))::text[], \(lines.map(\.sku))::text[],
+                            \(lines.map(\.locationId))::text[], \(lines.map(\.quantity))::bigint[], \(lines.map(\.reservationId))::text[],
+                            \(confirmed.map(\.decision))::text[], \(confirmed.map(\.status))::text[], \(confirmed.map(\.eventId))::text[])
+                     AS c(order_id, line_id, sku, location_id, quantity, reservation_id, decision, status, event_id)
+                ON CONFLICT (order_id, line_id) DO NOTHING
+                """)
+            let queued = confirmed.filter { $0.status == "backordered" }
+            if !queued.isEmpty {
+                try db.query("""
+                    INSERT INTO backorders (order_id, line_id, sku, location_id, quantity, queue_seq, status, queued_by)
+                    SELECT q.order_id, q.line_id, q.sku, q.location_id, q.quantity, q.seq, 'waiting', q.event_id
+                    FROM unnest(\(queued.map(\.orderId))::text[], \(queued.map(\.line.lineId))::text[], \(queued.map(\.line.sku))::text[],
+                                \(queued.map(\.line.locationId))::text[], \(queued.map(\.line.quantity))::bigint[],
+                                \(queued.map(\.queueSeq))::bigint[], \(queued.map(\.eventId))::text[])
+                         AS q(order_id, line_id, sku, location_id, quantity, seq, event_id)
+                    ON CONFLICT (order_id, line_id) DO NOTHING
+                    """)
+            }
+        }
+        let filled = batch.filledLines
+        if !filled.isEmpty {
+            try db.query("""
+                WITH f AS (SELECT * FROM unnest(\(filled.map(\.orderId))::text[], \(filled.map(\.lineId))::text[],
+                                                \(filled.map(\.eventId))::text[]) AS f(order_id, line_id, event_id)),
+                     b AS (UPDATE backorders SET status = 'filled', filled_by = f.event_id, closed_at = now()
+                           FROM f WHERE backorders.order_id = f.order_id AND backorders.line_id = f.line_id AND backorders.status = 'waiting')
+                UPDATE allocations SET status = 'allocated', allocated_by = f.event_id, allocated_at = now()
+                FROM f WHERE allocations.order_id = f.order_id AND allocations.line_id = f.line_id AND allocations.status = 'backordered'
+                """)
+        }
+        let cancelled = batch.cancelledLines
+        if !cancelled.isEmpty {
+            try db.query("""
+                WITH c AS (SELECT * FROM unnest(\(cancelled.map(\.orderId))::text[], \(cancelled.map(\.lineId))::text[],
+                                                \(cancelled.map(\.eventId))::text[], \(cancelled.map(\.released))::bigint[])
+                                        AS c(order_id, line_id, event_id, released)),
+                     b AS (UPDATE backorders SET status = 'dropped', dropped_by = c.event_id, closed_at = now()
+                           FROM c WHERE backorders.order_id = c.order_id AND backorders.line_id = c.line_id AND backorders.status = 'waiting')
+                UPDATE allocations SET status = 'cancelled', released = c.released, cancelled_by = c.event_id, cancelled_at = now()
+                FROM c WHERE allocations.order_id = c.order_id AND allocations.line_id = c.line_id AND allocations.status <> 'cancelled'
+                """)
+        }
+        let cancellations = batch.orderCancellations
+        if !cancellations.isEmpty {
+            try db.query("""
+                INSERT INTO order_cancellations (order_id, line_id, event_id)
+                SELECT * FROM unnest(\(cancellations.map(\.orderId))::text[], \(cancellations.map(\.lineId))::text[],
+                                     \(cancellations.map(\.eventId))::text[])
+                ON CONFLICT DO NOTHING
+                """)
+        }
     }
 
     private func outboxRecords(_ rows: PostgresRows) throws -> [OutboxRecord] {

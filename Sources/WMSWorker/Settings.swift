@@ -20,6 +20,7 @@ struct Settings: Sendable {
     var alertsTopic: String
     var allocationsTopic: String
     var deadLetterTopic: String
+    var backorderPolicy: BackorderPolicy
     /// librdkafka properties passed through as they are (SASL, TLS, tuning), to
     /// every client; `consumerProperties` to the consumer only (librdkafka warns
     /// about consumer properties given to a producer).
@@ -66,6 +67,11 @@ struct Settings: Sendable {
         alertsTopic = try topic("WMS_ALERTS_TOPIC", default: "inventory.alerts")
         allocationsTopic = try topic("WMS_ALLOCATIONS_TOPIC", default: "wms.allocations")
         deadLetterTopic = try topic("WMS_DLQ_TOPIC", default: "wms.events.dlq")
+        let policy = environment["WMS_BACKORDER_POLICY"].flatMap { $0.isEmpty ? nil : $0 } ?? BackorderPolicy.strictFIFO.rawValue
+        guard let backorderPolicy = BackorderPolicy(rawValue: policy) else {
+            throw Invalid(name: "WMS_BACKORDER_POLICY", problem: "'\(policy)' is not one of \(BackorderPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.backorderPolicy = backorderPolicy
         kafkaProperties = try Self.parseProperties(environment["WMS_KAFKA_PROPERTIES"] ?? "", name: "WMS_KAFKA_PROPERTIES")
         consumerProperties = try Self.parseProperties(environment["WMS_KAFKA_CONSUMER_PROPERTIES"] ?? "", name: "WMS_KAFKA_CONSUMER_PROPERTIES")
     }
@@ -97,6 +103,7 @@ struct Settings: Sendable {
         settings.alertsTopic = alertsTopic
         settings.allocationsTopic = allocationsTopic
         settings.deadLetterTopic = deadLetterTopic
+        settings.backorderPolicy = backorderPolicy
         return settings
     }
 

@@ -48,7 +48,7 @@ struct Run: AsyncParsableCommand {
                 logger.info("connected to Redis", metadata: ["redis": "\(redisDetail)"])
                 logger.info("connected to PostgreSQL", metadata: ["postgres": "\(postgresDetail)"])
                 stores = (hot, postgres)
-            } catch {
+            } catch where Pipeline.isRetriable(error) {
                 let delay = backoff.next()
                 logger.warning("a store is not reachable, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 stop.sleep(delay)

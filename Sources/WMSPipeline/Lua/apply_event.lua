@@ -1,0 +1,184 @@
+-- Applies one event's changes to one SKU exactly once: quantity deltas at one or
+-- two locations, pick tallies, allocation decisions for order lines,
+-- cancellations, and backorders filled by stock that grew. Every key carries the
+-- SKU's hash tag, so the call is atomic and lands in one Redis Cluster slot.
+--
+-- KEYS[1]   the event's mark for this SKU: inventory:applied:{SKU}:EVENT_ID
+-- KEYS[2..] the keys the operations below name by index
+-- ARGV[1]   the payload digest (what "the same event" means)
+-- ARGV[2]   now, Unix milliseconds (updatedAt)
+-- ARGV[3]   how long marks and settled order lines are kept, in seconds
+-- ARGV[4]   the operations, JSON:
+--   policy     "strict" (a queued line that does not fit blocks the ones behind
+--              it) or "fits" (smaller lines behind it may go first)
+--   eventId    the event, recorded as what caused each decision
+--   lineKeyPrefix  inventory:line:{SKU}: (the queue's members name their line keys)
+--   seq        index of the SKU's backorder sequence key
+--   locations  [{live, queue, d = 7 deltas, fill}]: every location touched; fill
+--              when its stock grew, so queued lines may now fit
+--   picks      [{picked, q}]: the picked tally of an order at a location (key index)
+--   confirm    [{loc, line, order, lineId, q, res?, cancelled}] (absent, not null, when there is none)
+--   cancel     [{loc, line, order, lineId, picked, known?}]: known = what
+--              PostgreSQL holds when the line key has expired: {status, q}
+--
+-- Returns {'applied', RESULT}, {'duplicate', RESULT} when the mark says it ran
+-- before (RESULT is what that first run returned: a replay makes the same
+-- decisions and alerts), or {'conflict', DIGEST} when the mark holds another
+-- payload's digest. RESULT is JSON, every number a string:
+--   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
+--    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, was}],
+--    fills = [{loc, order, lineId, q}]}
+
+local mark = redis.call('GET', KEYS[1])
+if mark then
+    local separator = string.find(mark, '|', 1, true)
+    local digest = string.sub(mark, 1, separator - 1)
+    if digest ~= ARGV[1] then
+        return {'conflict', digest}
+    end
+    return {'duplicate', string.sub(mark, separator + 1)}
+end
+
+local ops = cjson.decode(ARGV[4])
+local now = ARGV[2]
+local keep = ARGV[3]
+local function n(value) return string.format('%d', value) end
+local function key(index) return KEYS[index] end
+
+local buckets = {'onHand', 'allocated', 'reserved', 'damaged', 'picked', 'inTransitIn', 'inTransitOut'}
+
+-- Nothing is written before every bucket is known to be an integer: Redis does
+-- not undo a script that fails half way, and a retry would apply the first half
+-- again. (Another writer, a checkout service, may have put anything there.)
+for _, location in ipairs(ops.locations) do
+    local values = redis.call('HMGET', key(location.live), unpack(buckets))
+    for b = 1, 7 do
+        if values[b] and not string.match(values[b], '^%-?%d+$') then
+            return redis.error_reply('WMSCORRUPT ' .. key(location.live) .. ' field ' .. buckets[b] .. ' is not an integer')
+        end
+    end
+end
+local function available(live)
+    local v = redis.call('HMGET', live, 'onHand', 'allocated', 'reserved')
+    return (tonumber(v[1]) or 0) - (tonumber(v[2]) or 0) - (tonumber(v[3]) or 0), tonumber(v[1]) or 0
+end
+
+-- Quantities first, recording what each location looked like before.
+local result = {locations = {}, confirms = {}, cancels = {}, fills = {}}
+local before = {}
+for i, location in ipairs(ops.locations) do
+    local availableBefore, onHandBefore = available(key(location.live))
+    before[i] = {onHandBefore, availableBefore}
+    for b = 1, 7 do
+        -- HINCRBY by 0 too: every field exists once a key is touched.
+        redis.call('HINCRBY', key(location.live), buckets[b], location.d[b])
+    end
+end
+
+for _, pick in ipairs(ops.picks or {}) do
+    redis.call('INCRBY', key(pick.picked), pick.q)
+    redis.call('EXPIRE', key(pick.picked), keep)
+end
+
+local function settle(line, fields)
+    redis.call('HSET', line, unpack(fields))
+    redis.call('EXPIRE', line, keep)
+end
+
+-- Each order line is decided once: a line key that exists holds the decision.
+for _, c in ipairs(ops.confirm or {}) do
+    local line = key(c.line)
+    local live = key(ops.locations[c.loc].live)
+    local existing = redis.call('HMGET', line, 'decision', 'status')
+    if existing[1] then
+        table.insert(result.confirms, {order = c.order, lineId = c.lineId, decision = existing[1], status = existing[2], seq = '0', existing = '1'})
+    else
+        local decision, status, seq
+        local reservation = c.res and key(c.res)
+        if c.cancelled then
+            decision, status = 'cancelled', 'cancelled'
+        elseif reservation and redis.call('HGET', reservation, 'status') == 'active' then
+            redis.call('HINCRBY', live, 'reserved', -c.q)
+            redis.call('HINCRBY', live, 'allocated', c.q)
+            redis.call('HSET', reservation, 'status', 'confirmed', 'orderId', c.order, 'confirmedAt', now)
+            decision, status = 'reservation', 'allocated'
+        elseif available(live) >= c.q then
+            redis.call('HINCRBY', live, 'allocated', c.q)
+            decision, status = 'available', 'allocated'
+        else
+            seq = redis.call('INCR', key(ops.seq))
+            redis.call('ZADD', key(ops.locations[c.loc].queue), seq, c.order .. '|' .. c.lineId .. '|' .. n(c.q))
+            decision, status = 'backordered', 'backordered'
+        end
+        local fields = {'decision', decision, 'status', status, 'q', n(c.q), 'confirmedBy', ops.eventId, 'seq', n(seq or 0)}
+        if status == 'backordered' then
+            -- Waiting lines are kept until they are filled or dropped.
+            redis.call('HSET', line, unpack(fields))
+        else
+            settle(line, fields)
+        end
+        table.insert(result.confirms, {order = c.order, lineId = c.lineId, decision = decision, status = status, seq = n(seq or 0)})
+    end
+end
+
+-- A cancellation gives back what is allocated and not yet picked (picks of
+-- the order at that location count, line by line), or drops a waiting line.
+local pickedLeft = {}
+for _, c in ipairs(ops.cancel or {}) do
+    local line = key(c.line)
+    local live = key(ops.locations[c.loc].live)
+    local status, q = unpack(redis.call('HMGET', line, 'status', 'q'))
+    if not status and c.known then
+        status, q = c.known.status, c.known.q
+    end
+    q = tonumber(q) or 0
+    local released = 0
+    if status == 'allocated' then
+        local tally = key(c.picked)
+        if pickedLeft[tally] == nil then pickedLeft[tally] = tonumber(redis.call('GET', tally)) or 0 end
+        local picked = math.min(q, pickedLeft[tally])
+        pickedLeft[tally] = pickedLeft[tally] - picked
+        released = q - picked
+        redis.call('HINCRBY', live, 'allocated', -released)
+    elseif status == 'backordered' then
+        redis.call('ZREM', key(ops.locations[c.loc].queue), c.order .. '|' .. c.lineId .. '|' .. n(q))
+    end
+    if status == 'allocated' or status == 'backordered' then
+        settle(line, {'status', 'cancelled', 'released', n(released), 'cancelledBy', ops.eventId})
+        table.insert(result.cancels, {order = c.order, lineId = c.lineId, released = n(released), was = status})
+    end
+end
+
+-- Stock that grew fills the queue, oldest first.
+for i, location in ipairs(ops.locations) do
+    if location.fill then
+        local live = key(location.live)
+        local queue = key(location.queue)
+        local room = available(live)
+        for _, member in ipairs(redis.call('ZRANGE', queue, 0, 999)) do
+            local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
+            q = tonumber(q)
+            if q <= room then
+                redis.call('HINCRBY', live, 'allocated', q)
+                redis.call('ZREM', queue, member)
+                settle(ops.lineKeyPrefix .. order .. '|' .. lineId, {'status', 'allocated', 'allocatedBy', ops.eventId})
+                room = room - q
+                table.insert(result.fills, {loc = n(i), order = order, lineId = lineId, q = n(q)})
+            elseif ops.policy == 'strict' then
+                break
+            end
+        end
+    end
+end
+
+for i, location in ipairs(ops.locations) do
+    local live = key(location.live)
+    local availableAfter, onHandAfter = available(live)
+    redis.call('HSET', live, 'available', availableAfter, 'updatedAt', now)
+    result.locations[i] = {onHandBefore = n(before[i][1]), onHandAfter = n(onHandAfter),
+                           availableBefore = n(before[i][2]), availableAfter = n(availableAfter)}
+end
+
+local encoded = cjson.encode(result)
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. encoded, 'EX', keep)
+return {'applied', encoded}
