@@ -21,11 +21,15 @@ import WMSPipeline
             WMSEvents.cycleCount("\(f.id)-3", at: "FC1", sku: sku, expected: 0, actual: 40),     // variance alert
             WMSEvents.transferShipped("\(f.id)-4", from: "FC1", to: "FC2", [(sku, 5)]),
             "{broken",                                                       // a dead letter
+            OrderEvents.confirmed("\(f.id)-6", order: "O1", [("1", sku, "FC1", 3, nil)]),   // allocated
+            OrderEvents.confirmed("\(f.id)-7", order: "O2", [("1", sku, "FC2", 4, nil)]),   // backordered at FC2
+            WMSEvents.transferReceived("\(f.id)-8", at: "FC2", from: "FC1", [(sku, 5)]),     // fills O2
+            OrderEvents.cancelled("\(f.id)-9", order: "O1"),                                   // releases 3
         ]
         let environment = [
             "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": f.group, "WMS_TOPICS": f.topics[0],
             "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": f.schema.url,
-            "WMS_ALERTS_TOPIC": f.alertsTopic, "WMS_DLQ_TOPIC": f.deadLetterTopic,
+            "WMS_ALERTS_TOPIC": f.alertsTopic, "WMS_DLQ_TOPIC": f.deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": f.allocationsTopic,
             "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
         ]
         let outcome = try await blocking {
@@ -35,20 +39,27 @@ import WMSPipeline
             let crashLog = crashed.log
 
             let restarted = try WorkerProcess(["run"], environment: environment)
-            let done = try Self.waitUntilSettled(f, events: 4, deadLetters: 1, timeout: .seconds(90))
+            let done = try Self.waitUntilSettled(f, events: 8, deadLetters: 1, timeout: .seconds(90))
             restarted.signal(SIGTERM)
             let restartStatus = try restarted.waitForExit(timeout: .seconds(30))
             let levels = try f.postgresLevels()
             return (crashStatus, crashLog, done, restartStatus, restarted.log, levels, try f.redisLevels(levels.keys),
-                    try f.readAll(f.alertsTopic, expecting: 2), try f.readAll(f.deadLetterTopic, expecting: 1))
+                    try f.readAll(f.alertsTopic, expecting: 2), try f.readAll(f.deadLetterTopic, expecting: 1),
+                    try f.allocationMessages(expecting: 3), try f.allocationRows())
         }
-        let (crashStatus, crashLog, done, restartStatus, restartLog, levels, redis, alerts, dead) = outcome
+        let (crashStatus, crashLog, done, restartStatus, restartLog, levels, redis, alerts, dead, allocations, rows) = outcome
         #expect(crashStatus == 128 + SIGABRT, "the worker did not stop at \(step):\n\(crashLog.suffix(2000))")
         #expect(done, "the restarted worker did not finish:\n\(restartLog.suffix(3000))")
         #expect(restartStatus == 0)
         // The same as a run without a crash.
-        #expect(levels == ["\(sku)@FC1": [10 - 12 + 40 - 5, -12, 0, 0, 12, 0, 5], "\(sku)@FC2": [0, 0, 0, 0, 0, 5, 0]])
-        #expect(redis["\(sku)@FC1"] == [33, -12, 0, 0, 12, 0, 5, 45])
+        #expect(levels == ["\(sku)@FC1": [10 - 12 + 40 - 5, -12 + 3 - 3, 0, 0, 12, 0, 0], "\(sku)@FC2": [5, 4, 0, 0, 0, 0, 0]])
+        #expect(redis["\(sku)@FC1"] == [33, -12, 0, 0, 12, 0, 0, 45])
+        #expect(redis["\(sku)@FC2"] == [5, 4, 0, 0, 0, 0, 0, 1])
+        // The same decisions, and every allocation message (a repeat carries the same messageId).
+        #expect(rows == ["O1/1": "available/cancelled/3", "O2/1": "backordered/allocated/0"])
+        #expect(Set(allocations.compactMap { $0["messageId"]?.stringValue }) == [
+            "allocation:\(f.id)-6:O1:FC1", "allocation:\(f.id)-8:O2:FC2", "allocation-cancelled:\(f.id)-9:O1:FC1",
+        ])
         let alertIDs = alerts.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.value)) as? [String: Any])?["messageId"] as? String }
         // Every alert at least once; any repeat carries the same messageId.
         #expect(Set(alertIDs) == ["negative:\(f.id)-2:\(sku):FC1:onHand", "variance:\(f.id)-3"])

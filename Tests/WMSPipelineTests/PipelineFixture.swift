@@ -4,6 +4,7 @@ import Logging
 import Postgres
 import Redis
 import TestSupport
+import WMSDomain
 import WMSPipeline
 
 /// Everything one pipeline test needs, isolated from the other tests: its own
@@ -14,8 +15,10 @@ struct PipelineFixture: Sendable {
     let topics: [String]
     let alertsTopic: String
     let deadLetterTopic: String
+    let allocationsTopic: String
     let group: String
     var maxBatchSize = 2000
+    var backorderPolicy = BackorderPolicy.strictFIFO
     static let logger = Logger(label: "wms.test.pipeline")
 
     static func create(topics: Int = 1) async throws -> PipelineFixture {
@@ -23,6 +26,7 @@ struct PipelineFixture: Sendable {
         return PipelineFixture(
             id: String(id), schema: try await FreshSchema.create(migrated: true),
             topics: (0..<topics).map { "t\(id).wms.in\($0)" }, alertsTopic: "t\(id).alerts", deadLetterTopic: "t\(id).dlq",
+            allocationsTopic: "t\(id).allocations",
             group: "g\(id)")
     }
 
@@ -33,6 +37,8 @@ struct PipelineFixture: Sendable {
         var settings = PipelineSettings(topics: topics)
         settings.alertsTopic = alertsTopic
         settings.deadLetterTopic = deadLetterTopic
+        settings.allocationsTopic = allocationsTopic
+        settings.backorderPolicy = backorderPolicy
         settings.pollTimeout = .milliseconds(50)
         settings.maxRetryDelay = .seconds(2)
         settings.maxBatchSize = maxBatchSize
@@ -172,5 +178,37 @@ enum WMSEvents {
 
     static func transferReceived(_ id: String, at: String, from: String, _ lines: [(String, Int)]) -> String {
         envelope(id, "TRANSFER_RECEIVED", location: at, #""transferId":"TR-\#(id)","fromLocationId":"\#(from)","items":\#(items(lines))"#)
+    }
+}
+
+/// Order events as the order service sends them.
+enum OrderEvents {
+    static func confirmed(_ id: String, order: String, _ lines: [(lineId: String, sku: String, location: String, quantity: Int, reservation: String?)]) -> String {
+        let body = lines.map { line in
+            #"{"lineId":"\#(line.lineId)","sku":"\#(line.sku)","locationId":"\#(line.location)","quantity":\#(line.quantity)"#
+                + (line.reservation.map { #","reservationId":"\#($0)""# } ?? "") + "}"
+        }.joined(separator: ",")
+        return #"{"eventId":"\#(id)","eventType":"ORDER_CONFIRMED","timestamp":"2026-11-27T09:00:00Z","source":"order_service","orderId":"\#(order)","lines":[\#(body)]}"#
+    }
+
+    static func cancelled(_ id: String, order: String, lines: [String]? = nil) -> String {
+        let body = lines.map { #","lines":["# + $0.map { #"{"lineId":"\#($0)"}"# }.joined(separator: ",") + "]" } ?? ""
+        return #"{"eventId":"\#(id)","eventType":"ORDER_CANCELLED","timestamp":"2026-11-27T09:30:00Z","source":"order_service","orderId":"\#(order)"\#(body)}"#
+    }
+}
+
+extension PipelineFixture {
+    /// Every ALLOCATION / ALLOCATION_CANCELLED on the allocations topic, decoded.
+    func allocationMessages(expecting count: Int) throws -> [JSONValue] {
+        try readAll(allocationsTopic, expecting: count).map { try JSONValue.parse($0.value) }
+    }
+
+    /// `allocations` rows: "ORDER/LINE" -> "decision/status/released".
+    func allocationRows() throws -> [String: String] {
+        var rows: [String: String] = [:]
+        for row in try query("SELECT order_id, line_id, decision, status, released FROM allocations").rows {
+            rows["\(try row[0].string())/\(try row[1].string())"] = "\(try row[2].string())/\(try row[3].string())/\(try row[4].int())"
+        }
+        return rows
     }
 }

@@ -42,6 +42,7 @@ end
 local ops = cjson.decode(ARGV[4])
 local now = ARGV[2]
 local keep = ARGV[3]
+-- Numbers go to Redis as integer text: a Lua number such as -0 would not parse.
 local function n(value) return string.format('%d', value) end
 local function key(index) return KEYS[index] end
 
@@ -71,12 +72,12 @@ for i, location in ipairs(ops.locations) do
     before[i] = {onHandBefore, availableBefore}
     for b = 1, 7 do
         -- HINCRBY by 0 too: every field exists once a key is touched.
-        redis.call('HINCRBY', key(location.live), buckets[b], location.d[b])
+        redis.call('HINCRBY', key(location.live), buckets[b], n(location.d[b]))
     end
 end
 
 for _, pick in ipairs(ops.picks or {}) do
-    redis.call('INCRBY', key(pick.picked), pick.q)
+    redis.call('INCRBY', key(pick.picked), n(pick.q))
     redis.call('EXPIRE', key(pick.picked), keep)
 end
 
@@ -98,12 +99,12 @@ for _, c in ipairs(ops.confirm or {}) do
         if c.cancelled then
             decision, status = 'cancelled', 'cancelled'
         elseif reservation and redis.call('HGET', reservation, 'status') == 'active' then
-            redis.call('HINCRBY', live, 'reserved', -c.q)
-            redis.call('HINCRBY', live, 'allocated', c.q)
+            redis.call('HINCRBY', live, 'reserved', n(-c.q))
+            redis.call('HINCRBY', live, 'allocated', n(c.q))
             redis.call('HSET', reservation, 'status', 'confirmed', 'orderId', c.order, 'confirmedAt', now)
             decision, status = 'reservation', 'allocated'
         elseif available(live) >= c.q then
-            redis.call('HINCRBY', live, 'allocated', c.q)
+            redis.call('HINCRBY', live, 'allocated', n(c.q))
             decision, status = 'available', 'allocated'
         else
             seq = redis.call('INCR', key(ops.seq))
@@ -139,7 +140,7 @@ for _, c in ipairs(ops.cancel or {}) do
         local picked = math.min(q, pickedLeft[tally])
         pickedLeft[tally] = pickedLeft[tally] - picked
         released = q - picked
-        redis.call('HINCRBY', live, 'allocated', -released)
+        redis.call('HINCRBY', live, 'allocated', n(-released))
     elseif status == 'backordered' then
         redis.call('ZREM', key(ops.locations[c.loc].queue), c.order .. '|' .. c.lineId .. '|' .. n(q))
     end
@@ -159,7 +160,7 @@ for i, location in ipairs(ops.locations) do
             local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
             q = tonumber(q)
             if q <= room then
-                redis.call('HINCRBY', live, 'allocated', q)
+                redis.call('HINCRBY', live, 'allocated', n(q))
                 redis.call('ZREM', queue, member)
                 settle(ops.lineKeyPrefix .. order .. '|' .. lineId, {'status', 'allocated', 'allocatedBy', ops.eventId})
                 room = room - q
