@@ -24,6 +24,9 @@ struct Expectation: Codable {
     var resends: Int
     var poison: Int
     var varianceAlerts: Int
+    var orderLines: Int
+    /// The buckets per "SKU@LOCATION" by the contract's arithmetic; `allocated`
+    /// holds the picks only: what orders added is the worker's decision.
     var levels: [String: [Int64]]
 }
 
@@ -78,7 +81,7 @@ struct Day: AsyncParsableCommand {
         }
         // Written first: a script can watch the run while the messages go out.
         let expectation = Expectation(prefix: prefix, startedAt: startedAt, events: day.events.count, resends: resends, poison: poison,
-                                      varianceAlerts: day.alertsExpected, levels: day.expected)
+                                      varianceAlerts: day.alertsExpected, orderLines: day.orderLines, levels: day.expected)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(expectation).write(to: URL(fileURLWithPath: expectedFile))
@@ -108,8 +111,8 @@ struct Day: AsyncParsableCommand {
         case 4: return Array(#"{"eventId":"\#(id)","eventType":"INVENTORY_TELEPORTED","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1"}"#.utf8)
         case 5: return Array(#"{"eventId":"\#(id)","eventType":"DAMAGE_REPORT","timestamp":"27/11/2026","locationId":"FC1","reason":"x","items":[{"sku":"\#(prefix)SKU-0","quantity":1}]}"#.utf8)
         default:
-            // EVENT_ID_CONFLICT: an earlier eventId with another payload.
-            return Array(event.json.replacingOccurrences(of: #""source":"wms""#, with: #""source":"inventory_service""#).utf8)
+            // EVENT_ID_CONFLICT: an earlier eventId with another payload (an extra field counts too).
+            return Array((event.json.dropLast() + #","resentWith":"another payload"}"#).utf8)
         }
     }
 }
@@ -166,11 +169,20 @@ struct Verify: AsyncParsableCommand {
             for row in rows {
                 postgres["\(try row["sku"].string())@\(try row["location_id"].string())"] = try (2...8).map { try row[$0].int() }
             }
+            // What allocations added to `allocated`: lines ever allocated, less what a cancellation gave back.
+            var allocatedByOrders: [String: Int64] = [:]
+            for row in try db.query("""
+                SELECT sku, location_id, sum(quantity - released) AS allocated FROM allocations
+                WHERE starts_with(order_id, \(expectation.prefix)) AND allocated_by IS NOT NULL GROUP BY 1, 2
+                """).rows {
+                allocatedByOrders["\(try row[0].string())@\(try row[1].string())"] = try row[2].int()
+            }
             lines.append("")
             lines.append("sku@location".padding(toLength: 24, withPad: " ", startingAt: 0)
                          + "   onHand allocated reserved  damaged   picked  inTrIn inTrOut  available  stores")
             for key in Set(expectation.levels.keys).union(postgres.keys).sorted() {
-                let expected = expectation.levels[key] ?? Array(repeating: 0, count: 7)
+                var expected = expectation.levels[key] ?? Array(repeating: 0, count: 7)
+                expected[1] += allocatedByOrders[key] ?? 0
                 let parts = key.split(separator: "@")
                 let hash = try redis.send("HMGET", "inventory:live:{\(parts[0])}:\(parts[1])", "onHand", "allocated", "reserved",
                                           "damaged", "picked", "inTransitIn", "inTransitOut", "available").array?.map { $0.int ?? 0 } ?? []
@@ -202,7 +214,34 @@ struct Verify: AsyncParsableCommand {
                 """).first!["n"].int()
             lines.append(mismatches == 0 ? "PostgreSQL, Redis and the expected state agree on \(expectation.levels.count) SKU-locations"
                                          : "\(mismatches) SKU-locations DIFFER")
-            return (lines, settled && mismatches == 0 && varianceAlerts == expectation.varianceAlerts)
+            // Every order line decided exactly once (the primary key), and one ALLOCATION line for each line ever allocated.
+            var orderLinesOK = true
+            if expectation.orderLines > 0 {
+                var byStatus: [String: Int64] = [:]
+                for row in try db.query("""
+                    SELECT decision || '/' || status AS state, count(*) AS n FROM allocations WHERE starts_with(order_id, \(expectation.prefix)) GROUP BY 1 ORDER BY 1
+                    """).rows {
+                    byStatus[try row[0].string()] = try row[1].int()
+                }
+                let decided = byStatus.values.reduce(0, +)
+                lines.append("order lines: \(decided) of \(expectation.orderLines) decided; " + byStatus.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", "))
+                for row in try db.query("""
+                    SELECT location_id, count(*) AS lines, sum(quantity) AS units FROM allocations
+                    WHERE starts_with(order_id, \(expectation.prefix)) AND allocated_by IS NOT NULL GROUP BY 1 ORDER BY 1
+                    """).rows {
+                    lines.append("allocated to \(try row[0].string()): \(try row[1].int()) order lines, \(try row[2].int()) units")
+                }
+                let everAllocated = Set(try db.query("""
+                    SELECT order_id || '/' || line_id AS line FROM allocations WHERE starts_with(order_id, \(expectation.prefix)) AND allocated_by IS NOT NULL
+                    """).rows.map { try $0[0].string() })
+                let sent = try Self.allocationLines(prefix: expectation.prefix)
+                let missing = everAllocated.subtracting(sent.keys).count
+                let doubled = sent.filter { $0.value > 1 }.count
+                let unexpected = Set(sent.keys).subtracting(everAllocated).count
+                lines.append("ALLOCATION lines on \(Self.allocationsTopic): \(sent.count) order lines (missing \(missing), more than once \(doubled), unexpected \(unexpected))")
+                orderLinesOK = decided == expectation.orderLines && missing == 0 && doubled == 0 && unexpected == 0
+            }
+            return (lines, settled && mismatches == 0 && varianceAlerts == expectation.varianceAlerts && orderLinesOK)
         }
         print(lines.joined(separator: "\n"))
         if !ok { throw ExitCode(1) }
@@ -210,7 +249,40 @@ struct Verify: AsyncParsableCommand {
 }
 
 extension Verify {
-    static let wmsTopics = ["wms.receiving", "wms.picking", "wms.shipping", "wms.cycle-counts", "wms.damage", "wms.transfers"]
+    static var allocationsTopic: String { ProcessInfo.processInfo.environment["WMS_ALLOCATIONS_TOPIC"] ?? "wms.allocations" }
+
+    /// How many times each order line ("ORDER/LINE") of this run is in an ALLOCATION
+    /// message, counting each messageId once (a repeat after a crash carries the same id).
+    static func allocationLines(prefix: String) throws -> [String: Int] {
+        let brokers = try environment("WMS_KAFKA_BROKERS")
+        let reader = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers, properties: ["group.id": "verify-\(UUID().uuidString.prefix(8))"]),
+                                       logger: Logger(label: "wms-simulator"))
+        try reader.subscribe([allocationsTopic])
+        let partitions = (0..<Int32(try reader.partitionCount(of: allocationsTopic, timeout: .seconds(10))))
+            .map { KafkaTopicPartition(topic: allocationsTopic, partition: $0) }
+        var remaining = try partitions.reduce(Int64(0)) { sum, partition in
+            let marks = try reader.watermarks(of: partition, timeout: .seconds(10))
+            return sum + marks.high - marks.low
+        }
+        var seen = Set<String>()
+        var counts: [String: Int] = [:]
+        let deadline = ContinuousClock.now + .seconds(120)
+        while remaining > 0, ContinuousClock.now < deadline {
+            for message in try reader.poll(maxMessages: 5000, timeout: .milliseconds(200)) {
+                remaining -= 1
+                guard let json = try? JSONSerialization.jsonObject(with: Data(message.value)) as? [String: Any],
+                      json["type"] as? String == "ALLOCATION", let order = json["orderId"] as? String, order.hasPrefix(prefix),
+                      let id = json["messageId"] as? String, seen.insert(id).inserted else { continue }
+                for line in json["lines"] as? [[String: Any]] ?? [] {
+                    counts["\(order)/\(line["lineId"] ?? "")", default: 0] += 1
+                }
+            }
+        }
+        try reader.close()
+        return counts
+    }
+
+    static let wmsTopics = ["wms.receiving", "wms.picking", "wms.shipping", "wms.cycle-counts", "wms.damage", "wms.transfers", "inventory.orders"]
 
     /// Waits until the group's committed offsets reach the end of every partition;
     /// returns how many messages it is still behind.

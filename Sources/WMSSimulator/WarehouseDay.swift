@@ -15,6 +15,8 @@ struct WarehouseDay {
     private(set) var expected: [String: [Int64]] = [:]
     private(set) var events: [Event] = []
     private(set) var alertsExpected = 0
+    /// Every order line confirmed, for the checks of the allocations.
+    private(set) var orderLines = 0
 
     private var random: SeededRandom
     let skus: [String]
@@ -43,13 +45,26 @@ struct WarehouseDay {
             switch random.int(0...99) {
             case 0..<25: receive(sku, at: location, random.int(5...60))
             case 25..<55:
-                // An order's life at the warehouse: pick, pack, ship.
+                // An order: confirmed, then picked, packed and shipped; or cancelled
+                // (some after a partial pick); or still open at the end of the day.
                 orders += 1
-                let quantity = Int64(random.int(1...5))
                 let order = "\(prefix)ORD-\(orders)"
-                add(.pick, sku: sku, at: location, quantity, order: order)
-                add(.pack, sku: sku, at: location, quantity, order: order)
-                add(.ship, sku: sku, at: location, quantity, order: order)
+                let second = skus[random.int(0...(skus.count - 1))]
+                let lines = [(sku, Int64(random.int(1...5)))] + (second != sku && random.chance(0.4) ? [(second, Int64(random.int(1...3)))] : [])
+                confirm(order, at: location, lines)
+                switch random.int(0...9) {
+                case 0...5:
+                    for (lineSKU, quantity) in lines {
+                        add(.pick, sku: lineSKU, at: location, quantity, order: order)
+                        add(.pack, sku: lineSKU, at: location, quantity, order: order)
+                        add(.ship, sku: lineSKU, at: location, quantity, order: order)
+                    }
+                case 6:
+                    add(.pick, sku: lines[0].0, at: location, max(1, lines[0].1 / 2), order: order)
+                    cancel(order)
+                case 7: cancel(order)
+                default: break
+                }
             case 55..<70:
                 let expectedCount = max(0, self.onHand(sku, location))
                 let actual = max(0, expectedCount + Int64(random.int(-15...8)))
@@ -95,6 +110,22 @@ struct WarehouseDay {
             apply(sku, location, [-q, 0, 0, q, 0, 0, 0])
             emit(id, "wms.damage", envelope(id, "DAMAGE_REPORT", location, #""reason":"crushed pallet",\#(item)"#))
         }
+    }
+
+    /// Allocation itself is the worker's decision (it depends on what arrived
+    /// first): `verify` checks it against the allocations the worker recorded.
+    private mutating func confirm(_ order: String, at location: String, _ lines: [(String, Int64)]) {
+        let id = nextID()
+        orderLines += lines.count
+        let body = lines.enumerated().map { index, line in
+            #"{"lineId":"\#(index + 1)","sku":"\#(line.0)","locationId":"\#(location)","quantity":\#(line.1)}"#
+        }.joined(separator: ",")
+        emit(id, "inventory.orders", #"{"eventId":"\#(id)","eventType":"ORDER_CONFIRMED","timestamp":"2026-11-27T10:00:00Z","source":"order_service","orderId":"\#(order)","lines":[\#(body)]}"#)
+    }
+
+    private mutating func cancel(_ order: String) {
+        let id = nextID()
+        emit(id, "inventory.orders", #"{"eventId":"\#(id)","eventType":"ORDER_CANCELLED","timestamp":"2026-11-27T11:00:00Z","source":"order_service","orderId":"\#(order)"}"#)
     }
 
     private mutating func cycleCount(_ sku: String, at location: String, expected expectedCount: Int64, actual: Int64) {

@@ -1,4 +1,5 @@
 import BlockingIO
+import Dispatch
 import Foundation
 import Testing
 
@@ -38,14 +39,20 @@ import Testing
         #expect(await counter.value == 1000)
     }
 
-    /// Blocking calls on two dedicated threads overlap; on the two-thread pool they
-    /// would hold it whole.
+    /// Blocking calls on two dedicated threads run side by side: each waits for the
+    /// other, which would never happen if one had to finish before the other began.
     @Test func blockingCallsOnSeparateThreadsRunSideBySide() async throws {
-        let start = ContinuousClock.now
-        async let first: Void = DedicatedThread(name: "wms.test.a").run { usleep(300_000) }
-        async let second: Void = DedicatedThread(name: "wms.test.b").run { usleep(300_000) }
-        _ = try await (first, second)
-        #expect(ContinuousClock.now - start < .milliseconds(550))
+        let (firstArrived, secondArrived) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
+        async let first = DedicatedThread(name: "wms.test.a").run {
+            firstArrived.signal()
+            return secondArrived.wait(timeout: .now() + 10) == .success
+        }
+        async let second = DedicatedThread(name: "wms.test.b").run {
+            secondArrived.signal()
+            return firstArrived.wait(timeout: .now() + 10) == .success
+        }
+        let (a, b) = try await (first, second)
+        #expect(a && b)
     }
 
     @Test func rethrowsErrors() async {
