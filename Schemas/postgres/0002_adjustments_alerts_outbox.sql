@@ -61,17 +61,19 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox (created_at) WHERE published_at IS NULL;
 CREATE INDEX outbox_event ON outbox (event_id) WHERE event_id IS NOT NULL;
 
--- Every message sent to the dead-letter topic, once per source offset.
+-- Every message sent to the dead-letter topic, once. Its messageId holds the
+-- source offset and a digest of the bytes: a topic recreated with the same
+-- offsets is not mistaken for the one before.
 CREATE TABLE dead_letters (
+    message_id       text        PRIMARY KEY REFERENCES outbox (message_id),
     source_topic     text        NOT NULL,
     source_partition integer     NOT NULL,
     source_offset    bigint      NOT NULL,
     error_code       text        NOT NULL,
     detail           text        NOT NULL,
     event_id         text,
-    message_id       text        NOT NULL REFERENCES outbox (message_id),
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_topic, source_partition, source_offset)
+    created_at       timestamptz NOT NULL DEFAULT now()
 );
 
+CREATE INDEX dead_letters_source ON dead_letters (source_topic, source_partition, source_offset);
 CREATE INDEX dead_letters_code ON dead_letters (error_code, created_at);

@@ -60,7 +60,15 @@ final class BatchProcessor {
         let stored = try store.existingDigests(of: candidateIDs)
         faults.reached(.afterLookup)
 
-        var dispositions = Self.plan(decoded, stored: stored)
+        // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
+        // before anything is applied: conflicting payloads touching different SKUs,
+        // or a resend after a crash, cannot both land.
+        var claims: [(eventId: String, digest: String)] = []
+        for case .success(let event) in decoded where stored[event.event.eventId] == nil {
+            claims.append((event.event.eventId, event.digest))
+        }
+        let standing = try hotStore.claim(claims)
+        var dispositions = Self.plan(decoded, stored: stored, standing: standing)
         let orders = try orderContext(dispositions)
         let nowMs = now()
         let (changes, owners) = Self.skuChanges(dispositions, orders: orders)
@@ -90,8 +98,9 @@ final class BatchProcessor {
 
     /// Decides per message, in offset order: a bad message is a dead letter; an
     /// eventId PostgreSQL (or an earlier message of this batch) holds with the same
-    /// digest is a duplicate, with another digest a conflict; the rest is applied.
-    static func plan(_ decoded: [Result<DecodedEvent, BadEvent>], stored: [String: String]) -> [Disposition] {
+    /// digest is a duplicate, with another digest a conflict, as is a payload other
+    /// than the one standing in Redis's claim; the rest is applied.
+    static func plan(_ decoded: [Result<DecodedEvent, BadEvent>], stored: [String: String], standing: [String: String]) -> [Disposition] {
         var seen = stored
         return decoded.map { result in
             switch result {
@@ -99,13 +108,15 @@ final class BatchProcessor {
                 return .deadLetter(bad)
             case .success(let event):
                 let id = event.event.eventId
-                guard let digest = seen[id] else {
-                    seen[id] = event.digest
-                    return .apply(event)
+                let conflict = BadEvent(code: .eventIdConflict, detail: "eventId \(id) was applied before with another payload", eventId: id)
+                if let digest = seen[id] {
+                    return digest == event.digest ? .alreadyApplied(event) : .deadLetter(conflict)
                 }
-                return digest == event.digest
-                    ? .alreadyApplied(event)
-                    : .deadLetter(BadEvent(code: .eventIdConflict, detail: "eventId \(id) was applied before with another payload", eventId: id))
+                if let claimed = standing[id], claimed != event.digest {
+                    return .deadLetter(conflict)
+                }
+                seen[id] = event.digest
+                return .apply(event)
             }
         }
     }

@@ -128,34 +128,32 @@ final class HotStore {
         self.policy = policy
     }
 
-    /// Claims each event for its payload, then runs the changes of the events
-    /// claimed for this payload in one pipeline: two round trips whatever the batch.
-    /// The outcome of each change, in order.
-    func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
-        guard !changes.isEmpty else { return [] }
-        var events: [(eventId: String, digest: String)] = []
-        for change in changes where events.last?.eventId != change.eventId {
-            events.append((change.eventId, change.digest))
-        }
-        let claims = try hot.pipeline(events.map {
+    /// Claims each eventId for a payload, in the order given: the first payload to
+    /// claim an eventId (in this batch, an earlier one, or another worker's) is the
+    /// one that stands. Returns the standing digest of each. One round trip.
+    func claim(_ events: [(eventId: String, digest: String)]) throws -> [String: String] {
+        guard !events.isEmpty else { return [:] }
+        let replies = try hot.pipeline(events.map {
             RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET", "EX", keepSeconds)
         })
-        var conflicted = Set<String>()
-        for (event, reply) in zip(events, claims) {
-            let held = try reply.get()
-            if let digest = held.string, digest != event.digest { conflicted.insert(event.eventId) }
+        var standing: [String: String] = [:]
+        for (event, reply) in zip(events, replies) where standing[event.eventId] == nil {
+            standing[event.eventId] = try reply.get().string ?? event.digest
         }
-        let runnable = changes.indices.filter { !conflicted.contains(changes[$0].eventId) }
-        let calls = runnable.map { index in
-            let (keys, operations) = Self.keysAndOperations(changes[index], policy: policy)
+        return standing
+    }
+
+    /// Runs every change in one pipeline; the outcome of each, in order.
+    func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
+        guard !changes.isEmpty else { return [] }
+        let calls = changes.map { change in
+            let (keys, operations) = Self.keysAndOperations(change, policy: policy)
             return RedisScript.Call(script: Self.applyScript, keys: keys,
-                                    arguments: [changes[index].digest, nowMs, keepSeconds, operations.serialized(canonical: true)])
+                                    arguments: [change.digest, nowMs, keepSeconds, operations.serialized(canonical: true)])
         }
-        var outcomes = Array(repeating: SKUChangeOutcome.conflict, count: changes.count)
-        for (index, reply) in zip(runnable, try hot.evaluateAll(calls)) {
-            outcomes[index] = try Self.outcome(of: reply.get(), locations: changes[index].locations.count)
+        return try zip(hot.evaluateAll(calls), changes).map { reply, change in
+            try Self.outcome(of: reply.get(), locations: change.locations.count)
         }
-        return outcomes
     }
 
     /// Deletes the display-cache entry of every SKU, in one round trip.

@@ -221,12 +221,12 @@ public final class InventoryStore {
     private func insertDeadLetters(_ records: [DeadLetterRecord], _ db: PostgresConnection) throws {
         guard !records.isEmpty else { return }
         try db.query("""
-            INSERT INTO dead_letters (source_topic, source_partition, source_offset, error_code, detail, event_id, message_id)
-            SELECT * FROM unnest(\(records.map(\.sourceTopic))::text[], \(records.map(\.sourcePartition))::int[],
-                                 \(records.map(\.sourceOffset))::bigint[], \(records.map(\.error.code.rawValue))::text[],
-                                 \(records.map(\.error.detail))::text[], \(records.map(\.error.eventId))::text[],
-                                 \(records.map(\.messageId))::text[])
-            ON CONFLICT DO NOTHING
+            INSERT INTO dead_letters (message_id, source_topic, source_partition, source_offset, error_code, detail, event_id)
+            SELECT * FROM unnest(\(records.map(\.messageId))::text[], \(records.map(\.sourceTopic))::text[],
+                                 \(records.map(\.sourcePartition))::int[], \(records.map(\.sourceOffset))::bigint[],
+                                 \(records.map(\.error.code.rawValue))::text[], \(records.map(\.error.detail))::text[],
+                                 \(records.map(\.error.eventId))::text[])
+            ON CONFLICT (message_id) DO NOTHING
             """)
     }
 

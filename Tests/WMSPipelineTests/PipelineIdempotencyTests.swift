@@ -2,6 +2,8 @@ import Foundation
 import Kafka
 import Testing
 import TestSupport
+import Redis
+import WMSDomain
 import WMSPipeline
 
 /// Section 4: every event's effects land exactly once, whatever is delivered again.
@@ -57,6 +59,31 @@ import WMSPipeline
             #expect(message.header("wms.error.code") == Array("EVENT_ID_CONFLICT".utf8))
             #expect(message.value == Array(changed.utf8))
         }
+        try await f.schema.drop()
+    }
+
+    /// A run that claimed an event in Redis and died before PostgreSQL: another
+    /// payload of that eventId, touching another SKU and read first, must not land.
+    @Test func theFirstClaimStandsAcrossSKUsAfterACrash() async throws {
+        let f = try await PipelineFixture.create()
+        let (x, y) = (f.sku("X"), f.sku("Y"))
+        let original = WMSEvents.receiving("\(f.id)-e", at: "FC1", [(x, 7)])
+        let other = WMSEvents.receiving("\(f.id)-e", at: "FC1", [(y, 9)])
+        let outcome = try await blocking {
+            let digest = try EventDecoder.decode(Array(original.utf8)).get().digest
+            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            try redis.send("SET", "inventory:claim:{\(f.id)-e}", digest, "EX", 600)
+            try f.produce([other, original], partition: 0)
+            let report = try f.run(untilSeen: 2)
+            return (report, try f.postgresLevels(), try f.redisLevels(["\(x)@FC1", "\(y)@FC1"]), try f.readAll(f.deadLetterTopic, expecting: 1))
+        }
+        let (report, postgres, redis, dead) = outcome
+        #expect(report.appliedCount == 1)
+        #expect(postgres == ["\(x)@FC1": [7, 0, 0, 0, 0, 0, 0]])
+        #expect(redis["\(x)@FC1"]?.first == 7)
+        #expect(redis["\(y)@FC1"]?.first == -999_999)
+        #expect(dead.map(\.value) == [Array(other.utf8)])
+        #expect(dead.first?.header("wms.error.code") == Array("EVENT_ID_CONFLICT".utf8))
         try await f.schema.drop()
     }
 }
