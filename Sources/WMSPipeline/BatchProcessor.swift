@@ -68,11 +68,11 @@ final class BatchProcessor {
             claims.append((event.event.eventId, event.digest))
         }
         let standing = try hotStore.claim(claims)
-        var dispositions = Self.plan(decoded, stored: stored, standing: standing)
+        var dispositions = Self.plan(decoded, stored: stored, standing: standing.mapValues(\.digest))
         let orders = try orderContext(dispositions)
         let nowMs = now()
-        let (changes, owners) = Self.skuChanges(dispositions, orders: orders)
-        let outcomes = try hotStore.apply(changes, nowMs: nowMs)
+        let (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
+        let outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
         faults.reached(.afterRedis)
 
         var report = BatchReport()
@@ -143,9 +143,11 @@ final class BatchProcessor {
     /// tallied per order, order lines confirmed or cancelled. A pack moves nothing
     /// and needs none; a cycle count always runs, even with no variance, to learn
     /// the worker's onHand for the mirror drift.
-    static func skuChanges(_ dispositions: [Disposition], orders: OrderContext) -> ([SKUChange], owners: [Int]) {
+    static func skuChanges(_ dispositions: [Disposition], orders: OrderContext, claims: [String: HotStore.Claim])
+        -> ([SKUChange], owners: [Int], cancellations: [(eventId: String, digest: String, lines: [HotStore.CancelledLine])]) {
         var changes: [SKUChange] = []
         var owners: [Int] = []
+        var cancellations: [(eventId: String, digest: String, lines: [HotStore.CancelledLine])] = []
         // Order lines and cancellations seen earlier in this batch, in offset order.
         var batchLines: [String: [OrderLine]] = [:]
         var batchCancelled = orders.cancelled
@@ -184,16 +186,23 @@ final class BatchProcessor {
                 }
                 batchLines[orderId, default: []] += lines
             case .orderCancelled(let orderId, let lineIds):
-                let stored = orders.lines[orderId] ?? []
-                let known: [(lineId: String, sku: String, location: String, stored: StoredOrderLine?)] =
-                    stored.map { ($0.lineId, $0.sku, $0.locationId, $0) }
-                    + (batchLines[orderId] ?? []).filter { line in !stored.contains { $0.lineId == line.lineId } }
-                        .map { ($0.lineId, $0.sku, $0.locationId, nil) }
-                for line in known where lineIds?.contains(line.lineId) ?? true {
+                // The lines this cancellation resolved when it first ran, or now.
+                let lines: [HotStore.CancelledLine]
+                if let resolved = claims[event.eventId]?.cancelledLines {
+                    lines = resolved
+                } else {
+                    let stored = orders.lines[orderId] ?? []
+                    lines = (stored.map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: $0) }
+                        + (batchLines[orderId] ?? []).filter { line in !stored.contains { $0.lineId == line.lineId } }
+                            .map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: nil) })
+                        .filter { lineIds?.contains($0.lineId) ?? true }
+                    cancellations.append((event.eventId, decoded.digest, lines))
+                }
+                for line in lines {
                     change(line.sku) { change in
                         change.cancels.append(SKUChange.Cancel(
-                            location: change.location(line.location), orderId: orderId, lineId: line.lineId,
-                            known: line.stored.map { ($0.status, $0.quantity) }))
+                            location: change.location(line.locationId), orderId: orderId, lineId: line.lineId,
+                            known: line.known.map { ($0.status, $0.quantity) }))
                     }
                 }
                 batchCancelled[orderId, default: []].formUnion(lineIds ?? ["*"])
@@ -205,7 +214,7 @@ final class BatchProcessor {
                 owners.append(index)
             }
         }
-        return (changes, owners)
+        return (changes, owners, cancellations)
     }
 
     private func buildRecords(_ messages: [KafkaMessage], _ dispositions: inout [Disposition], changes: [SKUChange],

@@ -1,6 +1,7 @@
 import Foundation
 import Redis
 import WMSDomain
+import WMSStore
 
 /// One event's changes to one SKU: what one call of `apply_event.lua` does.
 struct SKUChange: Sendable {
@@ -128,23 +129,51 @@ final class HotStore {
         self.policy = policy
     }
 
+    /// The payload that stands for an eventId, and the order lines a cancellation
+    /// resolved when it first ran (see `apply`).
+    struct Claim: Sendable {
+        var digest: String
+        var cancelledLines: [CancelledLine]?
+    }
+
+    /// An order line a cancellation found, as it found it.
+    struct CancelledLine: Sendable {
+        var lineId: String
+        var sku: String
+        var locationId: String
+        var known: StoredOrderLine?
+    }
+
     /// Claims each eventId for a payload, in the order given: the first payload to
     /// claim an eventId (in this batch, an earlier one, or another worker's) is the
-    /// one that stands. Returns the standing digest of each. One round trip.
-    func claim(_ events: [(eventId: String, digest: String)]) throws -> [String: String] {
+    /// one that stands. Returns each standing claim. One round trip.
+    func claim(_ events: [(eventId: String, digest: String)]) throws -> [String: Claim] {
         guard !events.isEmpty else { return [:] }
         let replies = try hot.pipeline(events.map {
             RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET", "EX", keepSeconds)
         })
-        var standing: [String: String] = [:]
+        var standing: [String: Claim] = [:]
         for (event, reply) in zip(events, replies) where standing[event.eventId] == nil {
-            standing[event.eventId] = try reply.get().string ?? event.digest
+            standing[event.eventId] = try reply.get().bytes.map(Self.parseClaim) ?? Claim(digest: event.digest)
         }
         return standing
     }
 
     /// Runs every change in one pipeline; the outcome of each, in order.
-    func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
+    ///
+    /// Which SKUs a cancellation touches depends on what PostgreSQL knew of the
+    /// order when it first ran; a replay may know more or less. So the lines it
+    /// resolved are written into its claim, ahead of its scripts in the same
+    /// pipeline, and a replay uses them instead of resolving again.
+    func apply(_ changes: [SKUChange], cancellations: [(eventId: String, digest: String, lines: [CancelledLine])],
+               nowMs: Int64) throws -> [SKUChangeOutcome] {
+        let claims = cancellations.map { cancellation in
+            RedisCommand("SET", RedisKeys.claim(eventId: cancellation.eventId),
+                         Array(cancellation.digest.utf8) + [UInt8(ascii: "|")] + Self.encode(cancellation.lines), "XX", "KEEPTTL")
+        }
+        if !claims.isEmpty {
+            for reply in try hot.pipeline(claims) { _ = try reply.get() }
+        }
         guard !changes.isEmpty else { return [] }
         let calls = changes.map { change in
             let (keys, operations) = Self.keysAndOperations(change, policy: policy)
@@ -154,6 +183,31 @@ final class HotStore {
         return try zip(hot.evaluateAll(calls), changes).map { reply, change in
             try Self.outcome(of: reply.get(), locations: change.locations.count)
         }
+    }
+
+    static func encode(_ lines: [CancelledLine]) -> [UInt8] {
+        JSONValue.array(lines.map { line in
+            var fields: [String: JSONValue] = ["lineId": .string(line.lineId), "sku": .string(line.sku), "loc": .string(line.locationId)]
+            if let known = line.known {
+                fields["status"] = .string(known.status)
+                fields["q"] = .integer(known.quantity)
+            }
+            return .object(fields)
+        }).serialized(canonical: true)
+    }
+
+    static func parseClaim(_ bytes: [UInt8]) -> Claim {
+        guard let bar = bytes.firstIndex(of: UInt8(ascii: "|")) else {
+            return Claim(digest: String(decoding: bytes, as: UTF8.self))
+        }
+        let lines = (try? JSONValue.parse(Array(bytes[(bar + 1)...])))?.arrayValue?.compactMap { line -> CancelledLine? in
+            guard let lineId = line["lineId"]?.stringValue, let sku = line["sku"]?.stringValue, let location = line["loc"]?.stringValue else { return nil }
+            let known = line["status"]?.stringValue.map { status in
+                StoredOrderLine(lineId: lineId, sku: sku, locationId: location, quantity: line["q"]?.integerValue ?? 0, status: status)
+            }
+            return CancelledLine(lineId: lineId, sku: sku, locationId: location, known: known)
+        }
+        return Claim(digest: String(decoding: bytes[..<bar], as: UTF8.self), cancelledLines: lines)
     }
 
     /// Deletes the display-cache entry of every SKU, in one round trip.
