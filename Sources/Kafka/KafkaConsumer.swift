@@ -45,19 +45,22 @@ public final class KafkaConsumer {
     }
 
     /// Waits up to `timeout` for the first message, then takes whatever else is
-    /// ready, up to `maxMessages`. Messages of partitions revoked during the poll
-    /// are left out: their new owner reads them.
-    public func poll(maxMessages: Int, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
+    /// ready, up to `maxMessages` or until the values add up to `maxBytes`.
+    /// Messages of partitions revoked during the poll are left out: their new owner
+    /// reads them.
+    public func poll(maxMessages: Int, maxBytes: Int = .max, timeout: Duration) throws(KafkaError) -> [KafkaMessage] {
         assert(DedicatedThread.isCurrent, "blocking Kafka call off a DedicatedThread")
         let rebalancesBefore = client.context.rebalanceEvents.count
         var messages: [KafkaMessage] = []
+        var bytes = 0
         var wait = timeout.milliseconds
-        while messages.count < maxMessages, let raw = rd_kafka_consumer_poll(client.handle, wait) {
+        while messages.count < maxMessages, bytes < maxBytes, let raw = rd_kafka_consumer_poll(client.handle, wait) {
             wait = 0
             defer { rd_kafka_message_destroy(raw) }
             let err = raw.pointee.err
             if err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 messages.append(KafkaMessage(raw))
+                bytes += raw.pointee.len
             } else if err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 let error = KafkaError(code: err, message: raw.pointee.errorText)
                 if let fatal = client.fatalError() { throw fatal }

@@ -62,7 +62,7 @@ public final class Pipeline {
         var lastSummary = ContinuousClock.now
         var sinceSummary = BatchReport()
         while !shouldStop() {
-            let batch = try consumer.poll(maxMessages: settings.maxBatchSize, timeout: settings.pollTimeout)
+            let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
             for change in consumer.takeRebalanceEvents() {
                 if case .lost(let partitions) = change {
                     logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(partitions.count)"])

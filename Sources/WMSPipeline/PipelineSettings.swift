@@ -8,6 +8,9 @@ public struct PipelineSettings: Sendable {
     public var deadLetterTopic = "wms.events.dlq"
     /// Most messages taken into one batch.
     public var maxBatchSize = 2000
+    /// Most bytes of message values in one batch (a batch may pass it by one
+    /// message): what one PostgreSQL statement carries stays far below its 1 GB limit.
+    public var maxBatchBytes = 32 * 1024 * 1024
     /// How long a poll waits for the first message of a batch.
     public var pollTimeout: Duration = .milliseconds(100)
     /// How long Redis keeps an event's deduplication marks. PostgreSQL remembers

@@ -49,6 +49,28 @@ import TestSupport
         #expect(result.1 == 4)
     }
 
+    @Test func aPollStopsAtItsByteBudget() async throws {
+        let sizes = try await blocking {
+            let topic = TestEnvironment.uniqueName("bytes")
+            try KafkaFixtures.producer().deliver((0..<10).map {
+                KafkaOutboundMessage(topic: topic, partition: 0, value: Array(repeating: UInt8($0), count: 1000))
+            })
+            let consumer = try KafkaConsumer(config: KafkaFixtures.consumerConfig(group: TestEnvironment.uniqueName("group")), logger: KafkaFixtures.logger)
+            try consumer.subscribe([topic])
+            var sizes: [Int] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while sizes.reduce(0, +) < 10, ContinuousClock.now < deadline {
+                let batch = try consumer.poll(maxMessages: 100, maxBytes: 2500, timeout: .milliseconds(200))
+                if !batch.isEmpty { sizes.append(batch.count) }
+            }
+            try consumer.close()
+            return sizes
+        }
+        // 2,500 bytes: two messages stay under it, the third reaches it.
+        #expect(sizes.reduce(0, +) == 10)
+        #expect(sizes.allSatisfy { $0 <= 3 })
+    }
+
     @Test func seekingBackRedelivers() async throws {
         let offsets = try await blocking {
             let topic = try KafkaFixtures.topicWithMessages(5)
@@ -79,7 +101,9 @@ import TestSupport
             firstReady.open()
             let shared = try consumer.poll(until: { !$0.assignment.isEmpty && $0.assignment.count < 4 })
             let sharedAssignment = consumer.assignment
-            secondReady.wait()
+            // Polling on while the second works: a member that stops polling cannot
+            // take part in the next rebalance and is dropped from the group.
+            _ = try consumer.poll(until: { _ in secondReady.isOpen }, timeout: .seconds(60))
             let regained = try consumer.poll(until: { $0.assignment == all })
             let events = consumer.takeRebalanceEvents()
             try consumer.close()
@@ -133,19 +157,25 @@ import TestSupport
 /// A one-shot latch between test threads.
 final class Gate: @unchecked Sendable {
     private let condition = NSCondition()
-    private var isOpen = false
+    private var opened = false
 
     func open() {
         condition.lock()
-        isOpen = true
+        opened = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    var isOpen: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return opened
     }
 
     func wait(timeout: TimeInterval = 60) {
         condition.lock()
         let deadline = Date().addingTimeInterval(timeout)
-        while !isOpen, condition.wait(until: deadline) {}
+        while !opened, condition.wait(until: deadline) {}
         condition.unlock()
     }
 }
