@@ -15,6 +15,10 @@ public struct BatchReport: Sendable {
     /// confirmation), filled, and cancelled lines.
     public var decisions: [String: Int] = [:]
     public var published = 0
+    public var batches = 0
+    public var messages = 0
+    /// Time spent in each step, summed over the batches.
+    public var stepTime: [String: Duration] = [:]
 
     public var appliedCount: Int { applied.values.reduce(0, +) }
     public var deadLetterCount: Int { deadLetters.values.reduce(0, +) }
@@ -55,9 +59,20 @@ final class BatchProcessor {
     }
 
     func process(_ messages: [KafkaMessage]) throws -> BatchReport {
+        var report = BatchReport()
+        report.batches = 1
+        report.messages = messages.count
+        var clock = ContinuousClock.now
+        func lap(_ step: String) {
+            let now = ContinuousClock.now
+            report.stepTime[step, default: .zero] += now - clock
+            clock = now
+        }
         let decoded = messages.map { EventDecoder.decode($0.value) }
+        lap("decode")
         let candidateIDs = Array(Set(decoded.compactMap { try? $0.get().event.eventId }))
         let stored = try store.existingDigests(of: candidateIDs)
+        lap("lookup")
         faults.reached(.afterLookup)
 
         // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
@@ -68,17 +83,20 @@ final class BatchProcessor {
             claims.append((event.event.eventId, event.digest))
         }
         let standing = try hotStore.claim(claims)
+        lap("claim")
         var dispositions = Self.plan(decoded, stored: stored, standing: standing.mapValues(\.digest))
         let orders = try orderContext(dispositions)
         let nowMs = now()
         let (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
         let outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
+        lap("redis")
         faults.reached(.afterRedis)
 
-        var report = BatchReport()
         let records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes,
                                    nowMs: nowMs, report: &report)
+        lap("records")
         try store.write(records)
+        lap("postgres")
         faults.reached(.afterPostgres)
 
         // Events applied before count too: a run that died after PostgreSQL may not
@@ -88,9 +106,11 @@ final class BatchProcessor {
             return decoded.event.skus
         })
         try hotStore.invalidateDisplay(skus: touched)
+        lap("display")
         faults.reached(.afterDisplayInvalidation)
 
         report.published = try publish(records, dispositions)
+        lap("publish")
         return report
     }
 

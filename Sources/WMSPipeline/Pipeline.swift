@@ -70,8 +70,10 @@ public final class Pipeline {
             }
             if !batch.isEmpty {
                 do {
-                    let report = try processor.process(batch)
+                    var report = try processor.process(batch)
+                    let committing = ContinuousClock.now
                     try consumer.commit(Self.nextOffsets(batch))
+                    report.stepTime["commit"] = ContinuousClock.now - committing
                     faults.reached(.afterCommit)
                     committedBatches += 1
                     totals.merge(report)
@@ -99,10 +101,14 @@ public final class Pipeline {
                 }
             }
             if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
+                let batches = max(1, sinceSummary.batches)
                 logger.info("progress", metadata: [
                     "applied": "\(sinceSummary.appliedCount)", "duplicates": "\(sinceSummary.duplicates)",
                     "dead_letters": "\(sinceSummary.deadLetterCount)", "alerts": "\(sinceSummary.alerts.values.reduce(0, +))",
-                    "published": "\(sinceSummary.published)",
+                    "published": "\(sinceSummary.published)", "batches": "\(sinceSummary.batches)",
+                    "messages_per_batch": "\(sinceSummary.messages / batches)",
+                    // Milliseconds per batch in each step: where the time goes.
+                    "step_ms": "\(sinceSummary.stepTime.sorted { $0.key < $1.key }.map { "\($0.key)=\((Self.milliseconds($0.value) / Double(batches) * 10).rounded() / 10)" }.joined(separator: ","))",
                 ])
                 sinceSummary = BatchReport()
                 lastSummary = ContinuousClock.now
@@ -153,6 +159,10 @@ public final class Pipeline {
         }
     }
 
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
     /// Per partition, the offset after the batch's last message.
     static func nextOffsets(_ batch: [KafkaMessage]) -> [KafkaTopicPartition: Int64] {
         var offsets: [KafkaTopicPartition: Int64] = [:]
@@ -181,6 +191,9 @@ extension BatchReport {
         deadLetters.merge(other.deadLetters, uniquingKeysWith: +)
         alerts.merge(other.alerts, uniquingKeysWith: +)
         decisions.merge(other.decisions, uniquingKeysWith: +)
+        batches += other.batches
+        messages += other.messages
+        stepTime.merge(other.stepTime, uniquingKeysWith: +)
         published += other.published
     }
 }
