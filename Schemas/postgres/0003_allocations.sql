@@ -39,7 +39,8 @@ CREATE TABLE backorders (
     -- The place in the SKU and location's queue.
     queue_seq    bigint      NOT NULL,
     status       text        NOT NULL CHECK (status IN ('waiting', 'filled', 'dropped')),
-    queued_by    text        NOT NULL,
+    -- NULL until known: a fill can reach PostgreSQL before its confirmation.
+    queued_by    text,
     filled_by    text,
     dropped_by   text,
     queued_at    timestamptz NOT NULL DEFAULT now(),

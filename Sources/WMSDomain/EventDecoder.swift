@@ -107,16 +107,22 @@ public enum EventDecoder {
                 fromLocationId: try root.token("fromLocationId", .locationId),
                 items: try items(root))
         case .orderConfirmed:
-            return .orderConfirmed(
-                orderId: try root.token("orderId", .identifier),
-                lines: try root.objectList("lines") { (line) throws(FieldViolation) in
-                    OrderLine(
-                        lineId: try line.token("lineId", .identifier),
-                        sku: try line.token("sku", .sku),
-                        locationId: try line.token("locationId", .locationId),
-                        quantity: try line.integer("quantity", in: FieldRules.quantity),
-                        reservationId: try line.optionalToken("reservationId", .identifier))
-                })
+            let orderId = try root.token("orderId", .identifier)
+            let lines = try root.objectList("lines") { (line) throws(FieldViolation) in
+                OrderLine(
+                    lineId: try line.token("lineId", .identifier),
+                    sku: try line.token("sku", .sku),
+                    locationId: try line.token("locationId", .locationId),
+                    quantity: try line.integer("quantity", in: FieldRules.quantity),
+                    reservationId: try line.optionalToken("reservationId", .identifier))
+            }
+            // Each line is decided once, under its lineId: two lines with one id
+            // would be two decisions for one line.
+            var seen = Set<String>()
+            for line in lines where !seen.insert(line.lineId).inserted {
+                throw root.violation("lines", "must not repeat a lineId, got \(line.lineId) twice")
+            }
+            return .orderConfirmed(orderId: orderId, lines: lines)
         case .orderCancelled:
             return .orderCancelled(
                 orderId: try root.token("orderId", .identifier),

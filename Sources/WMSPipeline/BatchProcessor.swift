@@ -320,7 +320,8 @@ final class BatchProcessor {
             }
             for fill in result.fills {
                 let location = change.locations[fill.location].locationId
-                records.filledLines.append(LineChangeRecord(orderId: fill.orderId, lineId: fill.lineId, eventId: event.eventId))
+                records.filledLines.append(FilledLineRecord(orderId: fill.orderId, lineId: fill.lineId, sku: change.sku, locationId: location,
+                                                            quantity: fill.quantity, confirmedBy: fill.confirmedBy, eventId: event.eventId))
                 report.decisions["filled", default: 0] += 1
                 ledger(change, location: location, order: fill.orderId, line: fill.lineId, Deltas([.allocated: fill.quantity]))
                 allocated[AllocationKey(orderId: fill.orderId, locationId: location), default: []]

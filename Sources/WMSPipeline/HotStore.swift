@@ -86,6 +86,8 @@ struct SKUResult: Sendable, Equatable {
         var orderId: String
         var lineId: String
         var quantity: Int64
+        /// The event that queued the line.
+        var confirmedBy: String
     }
 
     var locations: [LocationChange] = []
@@ -309,7 +311,8 @@ final class HotStore {
         for fill in list("fills") {
             guard let location = int(fill, "loc"), let order = text(fill, "order"), let line = text(fill, "lineId"),
                   let quantity = int(fill, "q") else { return nil }
-            result.fills.append(.init(location: Int(location) - 1, orderId: order, lineId: line, quantity: quantity))
+            result.fills.append(.init(location: Int(location) - 1, orderId: order, lineId: line, quantity: quantity,
+                                      confirmedBy: text(fill, "confirmedBy") ?? ""))
         }
         return result
     }

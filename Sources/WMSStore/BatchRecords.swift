@@ -13,7 +13,7 @@ public struct BatchRecords: Sendable {
     /// `backorders` for the queued ones).
     public var confirmedLines: [ConfirmedLineRecord] = []
     /// Backordered lines allocated since, by the event that freed the stock.
-    public var filledLines: [LineChangeRecord] = []
+    public var filledLines: [FilledLineRecord] = []
     /// Lines released or dropped by a cancellation.
     public var cancelledLines: [LineChangeRecord] = []
     public var orderCancellations: [OrderCancellationRecord] = []
@@ -103,7 +103,30 @@ public struct ConfirmedLineRecord: Sendable {
     }
 }
 
-/// A line filled from the backorder queue, or cancelled.
+/// A backordered line allocated by the event that freed the stock. It carries
+/// the whole line: its confirmation may not be in PostgreSQL yet (another worker,
+/// or a replay after a crash, writes it later).
+public struct FilledLineRecord: Sendable {
+    public var orderId: String
+    public var lineId: String
+    public var sku: String
+    public var locationId: String
+    public var quantity: Int64
+    public var confirmedBy: String
+    public var eventId: String
+
+    public init(orderId: String, lineId: String, sku: String, locationId: String, quantity: Int64, confirmedBy: String, eventId: String) {
+        self.orderId = orderId
+        self.lineId = lineId
+        self.sku = sku
+        self.locationId = locationId
+        self.quantity = quantity
+        self.confirmedBy = confirmedBy
+        self.eventId = eventId
+    }
+}
+
+/// A line cancelled.
 public struct LineChangeRecord: Sendable {
     public var orderId: String
     public var lineId: String

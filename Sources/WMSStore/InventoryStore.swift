@@ -250,25 +250,39 @@ public final class InventoryStore {
             let queued = confirmed.filter { $0.status == "backordered" }
             if !queued.isEmpty {
                 try db.query("""
-                    INSERT INTO backorders (order_id, line_id, sku, location_id, quantity, queue_seq, status, queued_by)
+                    INSERT INTO backorders AS b (order_id, line_id, sku, location_id, quantity, queue_seq, status, queued_by)
                     SELECT q.order_id, q.line_id, q.sku, q.location_id, q.quantity, q.seq, 'waiting', q.event_id
                     FROM unnest(\(queued.map(\.orderId))::text[], \(queued.map(\.line.lineId))::text[], \(queued.map(\.line.sku))::text[],
                                 \(queued.map(\.line.locationId))::text[], \(queued.map(\.line.quantity))::bigint[],
                                 \(queued.map(\.queueSeq))::bigint[], \(queued.map(\.eventId))::text[])
                          AS q(order_id, line_id, sku, location_id, quantity, seq, event_id)
-                    ON CONFLICT (order_id, line_id) DO NOTHING
+                    -- A fill written first keeps its status; the queue's facts are filled in.
+                    ON CONFLICT (order_id, line_id) DO UPDATE SET queue_seq = EXCLUDED.queue_seq, queued_by = EXCLUDED.queued_by
                     """)
             }
         }
         let filled = batch.filledLines
         if !filled.isEmpty {
+            // An upsert: the fill may come before its confirmation reaches PostgreSQL.
+            // A status only moves forward (backordered -> allocated), never back.
             try db.query("""
                 WITH f AS (SELECT * FROM unnest(\(filled.map(\.orderId))::text[], \(filled.map(\.lineId))::text[],
-                                                \(filled.map(\.eventId))::text[]) AS f(order_id, line_id, event_id)),
-                     b AS (UPDATE backorders SET status = 'filled', filled_by = f.event_id, closed_at = now()
-                           FROM f WHERE backorders.order_id = f.order_id AND backorders.line_id = f.line_id AND backorders.status = 'waiting')
-                UPDATE allocations SET status = 'allocated', allocated_by = f.event_id, allocated_at = now()
-                FROM f WHERE allocations.order_id = f.order_id AND allocations.line_id = f.line_id AND allocations.status = 'backordered'
+                                                \(filled.map(\.sku))::text[], \(filled.map(\.locationId))::text[],
+                                                \(filled.map(\.quantity))::bigint[], \(filled.map(\.confirmedBy))::text[],
+                                                \(filled.map(\.eventId))::text[])
+                                        AS f(order_id, line_id, sku, location_id, quantity, confirmed_by, event_id)),
+                     b AS (INSERT INTO backorders AS b (order_id, line_id, sku, location_id, quantity, queue_seq, status,
+                                                        queued_by, filled_by, closed_at)
+                           SELECT order_id, line_id, sku, location_id, quantity, 0, 'filled', NULLIF(confirmed_by, ''), event_id, now()
+                           FROM f
+                           ON CONFLICT (order_id, line_id) DO UPDATE SET status = 'filled', filled_by = EXCLUDED.filled_by, closed_at = now()
+                           WHERE b.status = 'waiting')
+                INSERT INTO allocations AS a (order_id, line_id, sku, location_id, quantity, decision, status, confirmed_by,
+                                              allocated_by, allocated_at)
+                SELECT order_id, line_id, sku, location_id, quantity, 'backordered', 'allocated', confirmed_by, event_id, now()
+                FROM f
+                ON CONFLICT (order_id, line_id) DO UPDATE SET status = 'allocated', allocated_by = EXCLUDED.allocated_by, allocated_at = now()
+                WHERE a.status = 'backordered'
                 """)
         }
         let cancelled = batch.cancelledLines

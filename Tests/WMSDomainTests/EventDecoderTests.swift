@@ -115,6 +115,9 @@ private let timestampRule = "must be an RFC 3339 date-time with offset, like 202
         .init(.orderConfirmed, #"lines[0].reservationId: \#(idRule), got "r#1""#) {
             $0["lines"] = [["lineId": "L1", "sku": "S", "locationId": "FC-1", "quantity": 1, "reservationId": "r#1"]]
         },
+        .init(.orderConfirmed, "lines: must not repeat a lineId, got L1 twice") {
+            $0["lines"] = [["lineId": "L1", "sku": "A", "locationId": "FC-1", "quantity": 1], ["lineId": "L1", "sku": "B", "locationId": "FC-1", "quantity": 2]]
+        },
         .init(.orderCancelled, "orderId: is required") { $0["orderId"] = nil },
         .init(.orderCancelled, "lines: must be an array of 1 to 1000 objects, got an array of 0 entries") { $0["lines"] = [] },
         .init(.orderCancelled, "lines[1].lineId: is required") { $0["lines"] = [["lineId": "L1"], ["id": "L2"]] },

@@ -27,7 +27,7 @@
 -- payload's digest. RESULT is JSON, every number a string:
 --   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
 --    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, was}],
---    fills = [{loc, order, lineId, q}]}
+--    fills = [{loc, order, lineId, q, confirmedBy}]}
 
 local mark = redis.call('GET', KEYS[1])
 if mark then
@@ -57,6 +57,12 @@ for _, location in ipairs(ops.locations) do
         if values[b] and not string.match(values[b], '^%-?%d+$') then
             return redis.error_reply('WMSCORRUPT ' .. key(location.live) .. ' field ' .. buckets[b] .. ' is not an integer')
         end
+    end
+end
+for _, c in ipairs(ops.confirm or {}) do
+    local kind = c.res and redis.call('TYPE', key(c.res)).ok
+    if kind and kind ~= 'hash' and kind ~= 'none' then
+        return redis.error_reply('WMSCORRUPT ' .. key(c.res) .. ' is a ' .. kind .. ', not a reservation hash')
     end
 end
 local function available(live)
@@ -124,7 +130,6 @@ end
 
 -- A cancellation gives back what is allocated and not yet picked (picks of
 -- the order at that location count, line by line), or drops a waiting line.
-local pickedLeft = {}
 for _, c in ipairs(ops.cancel or {}) do
     local line = key(c.line)
     local live = key(ops.locations[c.loc].live)
@@ -135,10 +140,11 @@ for _, c in ipairs(ops.cancel or {}) do
     q = tonumber(q) or 0
     local released = 0
     if status == 'allocated' then
+        -- The picks a line accounts for are used up, so that another line (or a
+        -- later cancellation) of the order does not count them again.
         local tally = key(c.picked)
-        if pickedLeft[tally] == nil then pickedLeft[tally] = tonumber(redis.call('GET', tally)) or 0 end
-        local picked = math.min(q, pickedLeft[tally])
-        pickedLeft[tally] = pickedLeft[tally] - picked
+        local picked = math.min(q, tonumber(redis.call('GET', tally)) or 0)
+        if picked > 0 then redis.call('DECRBY', tally, n(picked)) end
         released = q - picked
         redis.call('HINCRBY', live, 'allocated', n(-released))
     elseif status == 'backordered' then
@@ -162,9 +168,11 @@ for i, location in ipairs(ops.locations) do
             if q <= room then
                 redis.call('HINCRBY', live, 'allocated', n(q))
                 redis.call('ZREM', queue, member)
-                settle(ops.lineKeyPrefix .. order .. '|' .. lineId, {'status', 'allocated', 'allocatedBy', ops.eventId})
+                local line = ops.lineKeyPrefix .. order .. '|' .. lineId
+                local confirmedBy = redis.call('HGET', line, 'confirmedBy') or ''
+                settle(line, {'status', 'allocated', 'allocatedBy', ops.eventId})
                 room = room - q
-                table.insert(result.fills, {loc = n(i), order = order, lineId = lineId, q = n(q)})
+                table.insert(result.fills, {loc = n(i), order = order, lineId = lineId, q = n(q), confirmedBy = confirmedBy})
             elseif ops.policy == 'strict' then
                 break
             end
