@@ -44,6 +44,4 @@ public struct RedisCommand: Sendable {
         argument.appendRedisBytes(to: &bytes)
         lengths.append(bytes.count - before)
     }
-
-    public var argumentCount: Int { lengths.count }
 }

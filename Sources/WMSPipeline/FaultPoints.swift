@@ -25,8 +25,6 @@ public struct FaultPoints: Sendable {
         occurrence = spec.count > 1 ? Int(spec[1]) ?? 1 : 1
     }
 
-    public static let none = FaultPoints(environment: [:])
-
     func reached(_ step: Step) {
         guard step == self.step, counter.increment() == occurrence else { return }
         FileHandle.standardError.write(Data("wms-worker: test fault point \(step.rawValue) reached, aborting\n".utf8))

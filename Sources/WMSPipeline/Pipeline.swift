@@ -37,7 +37,6 @@ public final class Pipeline {
     let faults: FaultPoints
     let logger: Logger
     public private(set) var totals = BatchReport()
-    public private(set) var committedBatches = 0
 
     public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(), logger: Logger) {
         self.settings = settings
@@ -75,7 +74,6 @@ public final class Pipeline {
                     try consumer.commit(Self.nextOffsets(batch))
                     report.stepTime["commit"] = ContinuousClock.now - committing
                     faults.reached(.afterCommit)
-                    committedBatches += 1
                     totals.merge(report)
                     sinceSummary.merge(report)
                     if report.deadLetterCount > 0 {
