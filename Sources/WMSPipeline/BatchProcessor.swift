@@ -87,8 +87,16 @@ final class BatchProcessor {
         var dispositions = Self.plan(decoded, stored: stored, standing: standing.mapValues(\.digest))
         let orders = try orderContext(dispositions)
         let nowMs = now()
-        let (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
-        let outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
+        var (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
+        var outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
+        // A confirmation replayed after a crash returns the decision it made then,
+        // even if its order has been cancelled since: give those lines back now.
+        let late = Self.lateCancellations(changes, outcomes, owners: owners)
+        if !late.changes.isEmpty {
+            changes += late.changes
+            owners += late.owners
+            outcomes += try hotStore.apply(late.changes, cancellations: [], nowMs: nowMs)
+        }
         lap("redis")
         faults.reached(.afterRedis)
 
@@ -139,6 +147,31 @@ final class BatchProcessor {
                 return .apply(event)
             }
         }
+    }
+
+    /// Lines a confirmation was asked to decide `cancelled` (its order was cancelled
+    /// first) but that its stored result shows allocated or waiting: the first run
+    /// decided them before the cancellation, then died before PostgreSQL. Each is
+    /// cancelled by a change of its own, with a mark of its own, owned by the
+    /// confirmation so that its records and messages go with it.
+    static func lateCancellations(_ changes: [SKUChange], _ outcomes: [SKUChangeOutcome], owners: [Int]) -> (changes: [SKUChange], owners: [Int]) {
+        var late: [SKUChange] = []
+        var lateOwners: [Int] = []
+        for (position, outcome) in outcomes.enumerated() {
+            guard case .alreadyApplied(let result) = outcome else { continue }
+            let change = changes[position]
+            for confirm in change.confirms where confirm.cancelled {
+                guard let decided = result.confirms.first(where: { $0.orderId == confirm.orderId && $0.lineId == confirm.lineId }),
+                      !decided.existing, decided.status == "allocated" || decided.status == "backordered" else { continue }
+                var cancel = SKUChange(eventId: "\(change.eventId):late-cancel:\(confirm.lineId)", digest: change.digest, sku: change.sku)
+                let location = cancel.location(change.locations[confirm.location].locationId)
+                cancel.cancels.append(SKUChange.Cancel(location: location, orderId: confirm.orderId, lineId: confirm.lineId,
+                                                       known: (decided.status, confirm.quantity)))
+                late.append(cancel)
+                lateOwners.append(owners[position])
+            }
+        }
+        return (late, lateOwners)
     }
 
     /// What PostgreSQL knows of the orders of the batch's order events.

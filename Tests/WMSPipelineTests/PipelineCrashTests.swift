@@ -68,6 +68,43 @@ import WMSPipeline
         try await f.schema.drop()
     }
 
+    /// The worker dies after deciding an order line in Redis; the order's
+    /// cancellation is recorded before the confirmation is replayed (it came on
+    /// another partition). The replay gets the old decision back from its mark, and
+    /// must give the line back.
+    @Test func aConfirmationReplayedAfterItsOrdersCancellationIsCancelled() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("S")
+        let environment = [
+            "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": f.group, "WMS_TOPICS": f.topics[0],
+            "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": f.schema.url, "WMS_ALERTS_TOPIC": f.alertsTopic,
+            "WMS_DLQ_TOPIC": f.deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": f.allocationsTopic,
+            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
+        ]
+        let outcome = try await blocking {
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)]),
+                           OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)
+            let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
+            let crashStatus = try crashed.waitForExit(timeout: .seconds(90))
+            // What the cancellation, processed meanwhile by another worker, left in PostgreSQL.
+            _ = try f.query("INSERT INTO order_cancellations (order_id, line_id, event_id) VALUES ('O', '*', 'cancel-elsewhere')")
+            let restarted = try WorkerProcess(["run"], environment: environment)
+            let done = try Self.waitUntilSettled(f, events: 2, deadLetters: 0, timeout: .seconds(90))
+            restarted.signal(SIGTERM)
+            _ = try restarted.waitForExit(timeout: .seconds(30))
+            return (crashStatus, done, try f.allocationRows(), try f.redisLevels(["\(sku)@FC1"]), try f.postgresLevels(),
+                    try f.allocationMessages(expecting: 2))
+        }
+        let (crashStatus, done, rows, redis, postgres, messages) = outcome
+        #expect(crashStatus == 128 + SIGABRT)
+        #expect(done)
+        #expect(rows == ["O/1": "available/cancelled/3"])
+        #expect(redis["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0, 10])
+        #expect(postgres["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0])
+        #expect(Set(messages.compactMap { $0["type"]?.stringValue }) == ["ALLOCATION", "ALLOCATION_CANCELLED"])
+        try await f.schema.drop()
+    }
+
     /// Polls PostgreSQL until the events and dead letters are recorded and nothing is
     /// left to publish.
     static func waitUntilSettled(_ f: PipelineFixture, events: Int, deadLetters: Int, timeout: Duration) throws -> Bool {
