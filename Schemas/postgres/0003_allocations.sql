@@ -59,3 +59,19 @@ CREATE TABLE order_cancellations (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (order_id, line_id)
 );
+
+-- Lines found allocated or waiting while a cancellation covers them: a
+-- cancellation and a confirmation of one order decided side by side on two
+-- workers, each before the other committed. The worker releases them in a
+-- later batch (its Redis script call has a mark of its own) and deletes the row.
+CREATE TABLE pending_cancellations (
+    order_id        text        NOT NULL,
+    line_id         text        NOT NULL,
+    sku             text        NOT NULL,
+    location_id     text        NOT NULL,
+    quantity        bigint      NOT NULL,
+    status          text        NOT NULL,
+    cancel_event_id text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_id, line_id)
+);

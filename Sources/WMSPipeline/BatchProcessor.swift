@@ -100,8 +100,9 @@ final class BatchProcessor {
         lap("redis")
         faults.reached(.afterRedis)
 
-        let records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes,
+        var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes,
                                    nowMs: nowMs, report: &report)
+        try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
         lap("records")
         try store.write(records)
         lap("postgres")
@@ -109,7 +110,7 @@ final class BatchProcessor {
 
         // Events applied before count too: a run that died after PostgreSQL may not
         // have reached the display cache.
-        let touched = Set(records.ledger.filter(\.touchesLevels).map(\.sku)).union(dispositions.flatMap { disposition -> [String] in
+        let touched = Set(records.ledger.filter(\.touchesLevels).map(\.sku) + records.lateCancellations.map(\.pending.line.sku)).union(dispositions.flatMap { disposition -> [String] in
             guard case .alreadyApplied(let decoded) = disposition else { return [] }
             return decoded.event.skus
         })
@@ -146,6 +147,37 @@ final class BatchProcessor {
                 seen[id] = event.digest
                 return .apply(event)
             }
+        }
+    }
+
+    /// Releases lines that a cancellation and a confirmation of one order, on two
+    /// workers, each left to the other (found in PostgreSQL by `InventoryStore`).
+    /// Each gets a script call with a mark of its own, so a retry does not release
+    /// twice; the records delete the pending row in the batch's transaction.
+    private func releasePendingCancellations(into records: inout BatchRecords, nowMs: Int64, report: inout BatchReport) throws {
+        let pending = try store.pendingCancellations(limit: 100)
+        guard !pending.isEmpty else { return }
+        let changes = pending.map { item in
+            var change = SKUChange(eventId: "\(item.cancelEventId):late-cancel:\(item.orderId):\(item.line.lineId)",
+                                   digest: "late-cancel", sku: item.line.sku)
+            change.cancels.append(SKUChange.Cancel(location: change.location(item.line.locationId), orderId: item.orderId,
+                                                   lineId: item.line.lineId, known: (item.line.status, item.line.quantity)))
+            return change
+        }
+        for (item, outcome) in zip(pending, try hotStore.apply(changes, cancellations: [], nowMs: nowMs)) {
+            guard let result = outcome.result else { continue }
+            let released = result.cancels.first?.released ?? 0
+            records.lateCancellations.append(LateCancellationRecord(pending: item, released: released))
+            report.decisions["cancelled late", default: 0] += 1
+            logger.warning("order line cancelled late: its confirmation and its cancellation ran side by side", metadata: [
+                "order_id": "\(item.orderId)", "line_id": "\(item.line.lineId)", "released": "\(released)",
+            ])
+            guard released > 0 else { continue }
+            records.outbox.append(OutboundMessages.allocation(
+                .cancelled, orderId: item.orderId, locationId: item.line.locationId,
+                lines: [.init(lineId: item.line.lineId, sku: item.line.sku, quantity: released)],
+                causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
+                messageId: "allocation-cancelled-late:\(item.cancelEventId):\(item.orderId):\(item.line.lineId)"))
         }
     }
 

@@ -102,6 +102,14 @@ enum SKUChangeOutcome: Sendable, Equatable {
     case alreadyApplied(SKUResult)
     /// The mark holds another payload's digest.
     case conflict
+
+    /// What the change did, now or before; nil for a conflict.
+    var result: SKUResult? {
+        switch self {
+        case .applied(let result), .alreadyApplied(let result): result
+        case .conflict: nil
+        }
+    }
 }
 
 /// How waiting order lines are filled when stock grows.

@@ -26,8 +26,8 @@ enum OutboundMessages {
     /// ALLOCATION or ALLOCATION_CANCELLED: the lines of one order at one location
     /// that one event allocated or released, keyed by location for the WMS.
     static func allocation(_ kind: AllocationKind, orderId: String, locationId: String, lines: [AllocationLine],
-                           causedBy eventId: String, atMs: Int64, topic: String) -> OutboxRecord {
-        let messageId = "\(kind == .allocation ? "allocation" : "allocation-cancelled"):\(eventId):\(orderId):\(locationId)"
+                           causedBy eventId: String, atMs: Int64, topic: String, messageId: String? = nil) -> OutboxRecord {
+        let messageId = messageId ?? "\(kind == .allocation ? "allocation" : "allocation-cancelled"):\(eventId):\(orderId):\(locationId)"
         let payload: JSONValue = .object([
             "messageId": .string(messageId),
             "type": .string(kind.rawValue),

@@ -17,11 +17,13 @@ public struct BatchRecords: Sendable {
     /// Lines released or dropped by a cancellation.
     public var cancelledLines: [LineChangeRecord] = []
     public var orderCancellations: [OrderCancellationRecord] = []
+    /// Lines of `pending_cancellations` released in this batch.
+    public var lateCancellations: [LateCancellationRecord] = []
 
     public init() {}
 
     public var isEmpty: Bool {
-        events.isEmpty && outbox.isEmpty && deadLetters.isEmpty
+        events.isEmpty && outbox.isEmpty && deadLetters.isEmpty && lateCancellations.isEmpty
     }
 }
 
@@ -262,5 +264,31 @@ public struct DeadLetterRecord: Sendable {
         self.sourceOffset = sourceOffset
         self.error = error
         self.messageId = messageId
+    }
+}
+
+/// A line a cancellation covers that was found allocated or waiting after both
+/// committed (see `pending_cancellations`).
+public struct PendingCancellation: Sendable {
+    public var line: StoredOrderLine
+    public var orderId: String
+    public var cancelEventId: String
+
+    public init(line: StoredOrderLine, orderId: String, cancelEventId: String) {
+        self.line = line
+        self.orderId = orderId
+        self.cancelEventId = cancelEventId
+    }
+}
+
+/// A pending cancellation done: what it gave back. Its ledger row belongs to the
+/// cancellation's event.
+public struct LateCancellationRecord: Sendable {
+    public var pending: PendingCancellation
+    public var released: Int64
+
+    public init(pending: PendingCancellation, released: Int64) {
+        self.pending = pending
+        self.released = released
     }
 }

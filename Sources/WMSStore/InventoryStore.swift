@@ -38,6 +38,22 @@ public final class InventoryStore {
             try insertOutbox(batch.outbox, db)
             try insertDeadLetters(batch.deadLetters, db)
             try writeOrderLines(batch, db)
+            try writeLateCancellations(batch.lateCancellations, db)
+            try findLinesCancelledMeanwhile(batch, db)
+        }
+    }
+
+    /// Lines waiting to be released by a later batch, oldest first.
+    public func pendingCancellations(limit: Int) throws -> [PendingCancellation] {
+        try db.query("""
+            SELECT order_id, line_id, sku, location_id, quantity, status, cancel_event_id FROM pending_cancellations
+            ORDER BY created_at, order_id, line_id LIMIT \(limit)
+            """).rows.map { row in
+            PendingCancellation(
+                line: StoredOrderLine(lineId: try row["line_id"].string(), sku: try row["sku"].string(),
+                                      locationId: try row["location_id"].string(), quantity: try row["quantity"].int(),
+                                      status: try row["status"].string()),
+                orderId: try row["order_id"].string(), cancelEventId: try row["cancel_event_id"].string())
         }
     }
 
@@ -306,6 +322,57 @@ public final class InventoryStore {
                 ON CONFLICT DO NOTHING
                 """)
         }
+    }
+
+    /// A confirmation and a cancellation of one order committed side by side can
+    /// each miss the other. Under a lock per order, whichever commits second finds
+    /// the lines a cancellation covers that are still allocated or waiting, and
+    /// queues them in `pending_cancellations`.
+    private func findLinesCancelledMeanwhile(_ batch: BatchRecords, _ db: PostgresConnection) throws {
+        let orders = Array(Set(batch.confirmedLines.map(\.orderId) + batch.filledLines.map(\.orderId)
+            + batch.orderCancellations.map(\.orderId))).sorted()
+        guard !orders.isEmpty else { return }
+        // Sorted: every worker takes the locks in one order.
+        try db.query("SELECT count(pg_advisory_xact_lock(hashtext(o))) FROM unnest(\(orders)::text[]) AS o")
+        try db.query("""
+            INSERT INTO pending_cancellations (order_id, line_id, sku, location_id, quantity, status, cancel_event_id)
+            SELECT DISTINCT ON (a.order_id, a.line_id) a.order_id, a.line_id, a.sku, a.location_id, a.quantity, a.status, c.event_id
+            FROM allocations a JOIN order_cancellations c ON c.order_id = a.order_id AND (c.line_id = '*' OR c.line_id = a.line_id)
+            WHERE a.order_id = ANY(\(orders)::text[]) AND a.status IN ('allocated', 'backordered')
+            ORDER BY a.order_id, a.line_id, c.created_at
+            ON CONFLICT DO NOTHING
+            """)
+    }
+
+    /// Releases pending lines: the line, its ledger row (on the cancellation's
+    /// event), the level, and the pending row, together.
+    private func writeLateCancellations(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
+        guard !records.isEmpty else { return }
+        let pending = records.map(\.pending)
+        try db.query("""
+            WITH l AS (SELECT * FROM unnest(\(pending.map(\.orderId))::text[], \(pending.map(\.line.lineId))::text[],
+                                            \(pending.map(\.line.sku))::text[], \(pending.map(\.line.locationId))::text[],
+                                            \(pending.map(\.cancelEventId))::text[], \(records.map(\.released))::bigint[])
+                                    AS l(order_id, line_id, sku, location_id, event_id, released)),
+                 done AS (DELETE FROM pending_cancellations p USING l
+                          WHERE p.order_id = l.order_id AND p.line_id = l.line_id RETURNING p.order_id, p.line_id),
+                 lines AS (UPDATE allocations a SET status = 'cancelled', released = l.released, cancelled_by = l.event_id,
+                                                   cancelled_at = now()
+                           FROM l WHERE a.order_id = l.order_id AND a.line_id = l.line_id AND a.status <> 'cancelled'
+                           RETURNING a.order_id),
+                 queue AS (UPDATE backorders b SET status = 'dropped', dropped_by = l.event_id, closed_at = now()
+                           FROM l WHERE b.order_id = l.order_id AND b.line_id = l.line_id AND b.status = 'waiting'
+                           RETURNING b.order_id),
+                 ledger AS (INSERT INTO inventory_transactions (event_id, entry_no, order_id, line_id, sku, location_id, event_type, d_allocated)
+                            SELECT l.event_id,
+                                   (SELECT coalesce(max(entry_no), 0) FROM inventory_transactions t WHERE t.event_id = l.event_id)
+                                       + row_number() OVER (PARTITION BY l.event_id ORDER BY l.order_id, l.line_id),
+                                   l.order_id, l.line_id, l.sku, l.location_id, 'ORDER_CANCELLED', -l.released
+                            FROM l WHERE l.released > 0)
+            UPDATE inventory_levels v SET allocated = v.allocated - s.released, updated_at = now()
+            FROM (SELECT sku, location_id, sum(released) AS released FROM l WHERE released > 0 GROUP BY 1, 2) s
+            WHERE v.sku = s.sku AND v.location_id = s.location_id
+            """)
     }
 
     private func outboxRecords(_ rows: PostgresRows) throws -> [OutboxRecord] {

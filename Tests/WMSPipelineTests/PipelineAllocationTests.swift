@@ -4,7 +4,9 @@ import Redis
 import Testing
 import TestSupport
 import WMSDomain
+import Postgres
 import WMSPipeline
+import WMSStore
 
 /// Section 2's order events and section 5's allocation messages.
 @Suite struct PipelineAllocationTests {
@@ -159,6 +161,43 @@ import WMSPipeline
         #expect(rows == ["O/1": "available/allocated/0", "O/2": "backordered/backordered/0"])
         #expect(messages.count == 1)
         #expect(redis["\(sku)@FC1"] == [10, 3, 0, 0, 0, 0, 0, 7])
+        try await f.schema.drop()
+    }
+
+    /// Two workers: one confirms an order while the other records its cancellation
+    /// without seeing the confirmation (not yet committed). Whichever commits
+    /// second finds the line still allocated under a cancellation; a later batch
+    /// gives it back.
+    @Test func aCancellationAndAConfirmationSideBySideStillReleaseTheLine() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("S")
+        let outcome = try await blocking {
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)]),
+                           OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)
+            _ = try f.run(untilSeen: 2)
+            // The other worker's transaction, as it committed: the cancellation, and no lines seen.
+            var other = BatchRecords()
+            other.events = [EventRecord(eventId: "\(f.id)-c", eventType: "ORDER_CANCELLED", locationId: nil, occurredAtMs: 0,
+                                        canonicalJSON: "{}", digest: String(repeating: "0", count: 64), sourceTopic: f.topics[0],
+                                        sourcePartition: 1, sourceOffset: 0)]
+            other.orderCancellations = [OrderCancellationRecord(orderId: "O", lineId: "*", eventId: "\(f.id)-c")]
+            try InventoryStore(db: try PostgresConnection(url: f.schema.url)).write(other)
+            let pending = try f.query("SELECT count(*) AS n FROM pending_cancellations").first!["n"].int()
+            // Any later batch releases it.
+            try f.produce([WMSEvents.receiving("\(f.id)-r2", at: "FC1", [(sku, 1)])], partition: 0)
+            _ = try f.run(untilSeen: 1)
+            return (pending, try f.query("SELECT count(*) AS n FROM pending_cancellations").first!["n"].int(), try f.allocationRows(),
+                    try f.redisLevels(["\(sku)@FC1"]), try f.postgresLevels(), try f.allocationMessages(expecting: 2))
+        }
+        let (pendingBefore, pendingAfter, rows, redis, postgres, messages) = outcome
+        #expect(pendingBefore == 1)
+        #expect(pendingAfter == 0)
+        #expect(rows == ["O/1": "available/cancelled/3"])
+        #expect(redis["\(sku)@FC1"] == [11, 0, 0, 0, 0, 0, 0, 11])
+        #expect(postgres["\(sku)@FC1"] == [11, 0, 0, 0, 0, 0, 0])
+        #expect(Set(messages.compactMap { $0["messageId"]?.stringValue }) == [
+            "allocation:\(f.id)-o:O:FC1", "allocation-cancelled-late:\(f.id)-c:O:1",
+        ])
         try await f.schema.drop()
     }
 }
