@@ -59,12 +59,25 @@ public final class Pipeline {
         publishLeftovers(shouldStop: shouldStop, sleep: sleep)
         var backoff = Backoff(maximum: settings.maxRetryDelay)
         var lastSummary = ContinuousClock.now
+        var lastIdleRun = ContinuousClock.now
         var sinceSummary = BatchReport()
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
             for change in consumer.takeRebalanceEvents() {
                 if case .lost(let partitions) = change {
                     logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(partitions.count)"])
+                }
+            }
+            // With nothing to read, an empty batch now and then still does the work
+            // that needs no message (lines left by a late cancellation).
+            let idleRun = batch.isEmpty && ContinuousClock.now - lastIdleRun >= .seconds(5)
+            if idleRun {
+                lastIdleRun = ContinuousClock.now
+                do {
+                    let report = try processor.process([])
+                    if !report.decisions.isEmpty { sinceSummary.merge(report) }
+                } catch {
+                    logger.warning("idle batch failed, trying again later", metadata: ["error": "\(error)"])
                 }
             }
             if !batch.isEmpty {
