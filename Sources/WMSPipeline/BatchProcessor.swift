@@ -87,16 +87,8 @@ final class BatchProcessor {
         var dispositions = Self.plan(decoded, stored: stored, standing: standing.mapValues(\.digest))
         let orders = try orderContext(dispositions)
         let nowMs = now()
-        var (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
-        var outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
-        // A confirmation replayed after a crash returns the decision it made then,
-        // even if its order has been cancelled since: give those lines back now.
-        let late = Self.lateCancellations(changes, outcomes, owners: owners)
-        if !late.changes.isEmpty {
-            changes += late.changes
-            owners += late.owners
-            outcomes += try hotStore.apply(late.changes, cancellations: [], nowMs: nowMs)
-        }
+        let (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
+        let outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
         lap("redis")
         faults.reached(.afterRedis)
 
@@ -150,8 +142,10 @@ final class BatchProcessor {
         }
     }
 
-    /// Releases lines that a cancellation and a confirmation of one order, on two
-    /// workers, each left to the other (found in PostgreSQL by `InventoryStore`).
+    /// Releases lines found allocated or waiting under a cancellation (by
+    /// `InventoryStore`, when a confirmation and a cancellation of one order each
+    /// missed the other: two workers side by side, or a confirmation replayed after
+    /// a crash returning the decision it made before the cancellation).
     /// Each gets a script call with a mark of its own, so a retry does not release
     /// twice; the records delete the pending row in the batch's transaction.
     private func releasePendingCancellations(into records: inout BatchRecords, nowMs: Int64, report: inout BatchReport) throws {
@@ -179,31 +173,6 @@ final class BatchProcessor {
                 causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
                 messageId: "allocation-cancelled-late:\(item.cancelEventId):\(item.orderId):\(item.line.lineId)"))
         }
-    }
-
-    /// Lines a confirmation was asked to decide `cancelled` (its order was cancelled
-    /// first) but that its stored result shows allocated or waiting: the first run
-    /// decided them before the cancellation, then died before PostgreSQL. Each is
-    /// cancelled by a change of its own, with a mark of its own, owned by the
-    /// confirmation so that its records and messages go with it.
-    static func lateCancellations(_ changes: [SKUChange], _ outcomes: [SKUChangeOutcome], owners: [Int]) -> (changes: [SKUChange], owners: [Int]) {
-        var late: [SKUChange] = []
-        var lateOwners: [Int] = []
-        for (position, outcome) in outcomes.enumerated() {
-            guard case .alreadyApplied(let result) = outcome else { continue }
-            let change = changes[position]
-            for confirm in change.confirms where confirm.cancelled {
-                guard let decided = result.confirms.first(where: { $0.orderId == confirm.orderId && $0.lineId == confirm.lineId }),
-                      !decided.existing, decided.status == "allocated" || decided.status == "backordered" else { continue }
-                var cancel = SKUChange(eventId: "\(change.eventId):late-cancel:\(confirm.lineId)", digest: change.digest, sku: change.sku)
-                let location = cancel.location(change.locations[confirm.location].locationId)
-                cancel.cancels.append(SKUChange.Cancel(location: location, orderId: confirm.orderId, lineId: confirm.lineId,
-                                                       known: (decided.status, confirm.quantity)))
-                late.append(cancel)
-                lateOwners.append(owners[position])
-            }
-        }
-        return (late, lateOwners)
     }
 
     /// What PostgreSQL knows of the orders of the batch's order events.

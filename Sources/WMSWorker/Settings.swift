@@ -34,12 +34,7 @@ struct Settings: Sendable {
     }
 
     init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        func required(_ name: String) throws -> String {
-            guard let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else {
-                throw Invalid(name: name, problem: "is not set")
-            }
-            return value
-        }
+        func required(_ name: String) throws -> String { try Self.required(name, environment) }
         kafkaBrokers = try required("WMS_KAFKA_BROKERS")
         groupID = environment["WMS_KAFKA_GROUP_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "wms-inventory-worker"
         topics = environment["WMS_TOPICS"].map {
@@ -91,9 +86,14 @@ struct Settings: Sendable {
         return properties
     }
 
+    /// `migrate` needs PostgreSQL only.
     static func postgresURL(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
-        guard let value = environment["WMS_POSTGRES_URL"], !value.isEmpty else {
-            throw Invalid(name: "WMS_POSTGRES_URL", problem: "is not set")
+        try required("WMS_POSTGRES_URL", environment)
+    }
+
+    private static func required(_ name: String, _ environment: [String: String]) throws -> String {
+        guard let value = environment[name]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else {
+            throw Invalid(name: name, problem: "is not set")
         }
         return value
     }

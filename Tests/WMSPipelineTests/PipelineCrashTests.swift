@@ -86,10 +86,15 @@ import WMSPipeline
                            OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)
             let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
             let crashStatus = try crashed.waitForExit(timeout: .seconds(90))
-            // What the cancellation, processed meanwhile by another worker, left in PostgreSQL.
+            // What the cancellation, processed meanwhile by another worker, left in PostgreSQL:
+            // its event, and the cancellation of every line.
+            _ = try f.query("""
+                INSERT INTO inventory_events (event_id, event_type, occurred_at, payload, payload_digest, source_topic, source_partition, source_offset)
+                VALUES ('cancel-elsewhere', 'ORDER_CANCELLED', now(), '{}', '\\x00', 'elsewhere', 0, 0)
+                """)
             _ = try f.query("INSERT INTO order_cancellations (order_id, line_id, event_id) VALUES ('O', '*', 'cancel-elsewhere')")
             let restarted = try WorkerProcess(["run"], environment: environment)
-            let done = try Self.waitUntilSettled(f, events: 2, deadLetters: 0, timeout: .seconds(90))
+            let done = try Self.waitUntilSettled(f, events: 3, deadLetters: 0, timeout: .seconds(90))
             restarted.signal(SIGTERM)
             _ = try restarted.waitForExit(timeout: .seconds(30))
             return (crashStatus, done, try f.allocationRows(), try f.redisLevels(["\(sku)@FC1"]), try f.postgresLevels(),
@@ -101,21 +106,25 @@ import WMSPipeline
         #expect(rows == ["O/1": "available/cancelled/3"])
         #expect(redis["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0, 10])
         #expect(postgres["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0])
-        #expect(Set(messages.compactMap { $0["type"]?.stringValue }) == ["ALLOCATION", "ALLOCATION_CANCELLED"])
+        #expect(Set(messages.compactMap { $0["messageId"]?.stringValue }) == [
+            "allocation:\(f.id)-o:O:FC1", "allocation-cancelled-late:cancel-elsewhere:O:1",
+        ])
         try await f.schema.drop()
     }
 
     /// Polls PostgreSQL until the events and dead letters are recorded and nothing is
-    /// left to publish.
+    /// left to publish or to release.
     static func waitUntilSettled(_ f: PipelineFixture, events: Int, deadLetters: Int, timeout: Duration) throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         let db = try PostgresConnection(url: f.schema.url)
         while ContinuousClock.now < deadline {
             let row = try db.query("""
                 SELECT (SELECT count(*) FROM inventory_events) AS events, (SELECT count(*) FROM dead_letters) AS dead,
-                       (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending
+                       (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending,
+                       (SELECT count(*) FROM pending_cancellations) AS late
                 """).first!
-            if try row["events"].int() == events, try row["dead"].int() == deadLetters, try row["pending"].int() == 0 {
+            if try row["events"].int() == events, try row["dead"].int() == deadLetters, try row["pending"].int() == 0,
+               try row["late"].int() == 0 {
                 // Give the commit of the last batch a moment: the test reads offsets next.
                 usleep(500_000)
                 return true
