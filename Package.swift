@@ -7,7 +7,9 @@ import PackageDescription
 //   Kafka, Redis, Postgres        safe Swift wrappers; C types stay internal
 //   WMSSchemas (folder Schemas/) PostgreSQL migrations shipped as resources
 //   WMSStore                      the worker's PostgreSQL side: migrations, later the batch SQL
-//   wms-worker                    the daemon's executable (argument parsing and wiring only)
+//   WMSOperations                 what operators run: settings (env, file, flags), replay, reconcile
+//   WMSService                    the daemon's services: pipeline, HTTP health and metrics, logs, shutdown
+//   wms-worker                    the daemon's executable (argument parsing only)
 //   wms-dev-broker                librdkafka's mock cluster as a local Kafka broker for dev and tests
 //   wms-simulator                 generated warehouse days into Kafka, and their verification
 let package = Package(
@@ -21,6 +23,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -48,10 +55,29 @@ let package = Package(
         .target(name: "WMSPipeline", dependencies: [
             "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], resources: [.copy("Lua")]),
+        // What operators run besides the daemon: settings from the environment, a file
+        // and flags; moving the group's offsets for a replay; reconciling Redis with
+        // PostgreSQL.
+        .target(name: "WMSOperations", dependencies: [
+            "WMSPipeline", "WMSStore", "Kafka", "Redis", "Postgres", "BlockingIO",
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The daemon as services under one lifecycle: the pipeline, HTTP health and
+        // metrics, store probes; structured logs.
+        .target(name: "WMSService", dependencies: [
+            "WMSOperations", "WMSPipeline", "Kafka", "Redis", "Postgres", "BlockingIO",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .executableTarget(name: "WMSWorker", dependencies: [
-            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore", "WMSPipeline",
+            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore", "WMSPipeline", "WMSOperations", "WMSService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -80,6 +106,15 @@ let package = Package(
             name: "WMSDomainTests", dependencies: ["WMSDomain"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
         .testTarget(name: "WMSPipelineTests", dependencies: [
             "WMSPipeline", "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "WMSOperationsTests", dependencies: [
+            "WMSOperations", "WMSPipeline", "WMSStore", "Kafka", "Redis", "Postgres", "TestSupport",
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "WMSServiceTests", dependencies: [
+            "WMSService", "WMSOperations", "Kafka", "Redis", "Postgres", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
     ],
