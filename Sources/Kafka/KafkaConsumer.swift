@@ -160,6 +160,28 @@ public final class KafkaConsumer {
         try client.watermarks(of: partition, timeout: timeout)
     }
 
+    /// Per assigned partition with a known read position, how many messages lie
+    /// beyond it: the high watermark last seen in fetch responses minus the
+    /// position. Cached by librdkafka, so no broker round trip.
+    public func lag() -> [KafkaTopicPartition: Int64] {
+        let assigned = client.context.assignment
+        guard !assigned.isEmpty else { return [:] }
+        let positions: [(KafkaTopicPartition, offset: Int64, error: rd_kafka_resp_err_t)] =
+            (try? withPartitionList(assigned.map { ($0, offset: KafkaOffset.invalid) }) { list throws(KafkaError) in
+                try rd_kafka_position(client.handle, list).check("positions")
+                return partitionOffsets(list)
+            }) ?? []
+        var lag: [KafkaTopicPartition: Int64] = [:]
+        for (partition, position, error) in positions where error == RD_KAFKA_RESP_ERR_NO_ERROR && position >= 0 {
+            var low: Int64 = -1
+            var high: Int64 = -1
+            guard rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            lag[partition] = max(0, high - position)
+        }
+        return lag
+    }
+
     public func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int {
         try client.partitionCount(of: topic, timeout: timeout)
     }

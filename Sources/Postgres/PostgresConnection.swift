@@ -220,13 +220,24 @@ public final class PostgresConnection {
         PQconninfoFree(options)
     }
 
-    /// Replaces the password (between `user:` and `@`) by `***`.
-    static func redact(_ url: String) -> String {
-        guard let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards),
-              scheme.upperBound <= at.lowerBound else { return url }
-        let userInfo = url[scheme.upperBound..<at.lowerBound]
-        guard let colon = userInfo.firstIndex(of: ":") else { return url }
-        return url.replacingCharacters(in: url.index(after: colon)..<at.lowerBound, with: "***")
+    /// Replaces the password (between `user:` and `@`, or a `password=` parameter) by `***`.
+    public static func redact(_ url: String) -> String {
+        var url = url
+        if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound,
+           let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":") {
+            url.replaceSubrange(url.index(after: colon)..<at.lowerBound, with: "***")
+        }
+        if let parameter = url.range(of: "password=", options: .caseInsensitive) {
+            let end = url[parameter.upperBound...].firstIndex(of: "&") ?? url.endIndex
+            url.replaceSubrange(parameter.upperBound..<end, with: "***")
+        }
+        return url
+    }
+
+    /// Whether libpq can parse `url`, without connecting: settings are checked before
+    /// anything connects.
+    public static func checkURL(_ url: String) throws(PostgresError) {
+        try validate(url: url, redacted: redact(url))
     }
 
     // MARK: C plumbing

@@ -8,7 +8,7 @@ import WMSStore
 public struct BatchReport: Sendable {
     public var applied: [EventType: Int] = [:]
     /// Events already applied (a redelivery, a resend, a replay).
-    public var duplicates = 0
+    public var duplicated: [EventType: Int] = [:]
     public var deadLetters: [BadEventCode: Int] = [:]
     public var alerts: [String: Int] = [:]
     /// Order line decisions: reservation, available, backordered, cancelled (at
@@ -21,6 +21,7 @@ public struct BatchReport: Sendable {
     public var stepTime: [String: Duration] = [:]
 
     public var appliedCount: Int { applied.values.reduce(0, +) }
+    public var duplicates: Int { duplicated.values.reduce(0, +) }
     public var deadLetterCount: Int { deadLetters.values.reduce(0, +) }
 }
 
@@ -295,8 +296,8 @@ final class BatchProcessor {
         for (index, disposition) in dispositions.enumerated() {
             let message = messages[index]
             switch disposition {
-            case .alreadyApplied:
-                report.duplicates += 1
+            case .alreadyApplied(let decoded):
+                report.duplicated[decoded.event.type, default: 0] += 1
             case .deadLetter(let error):
                 let outbox = OutboundMessages.deadLetter(message, error: error, topic: settings.deadLetterTopic, maxBytes: settings.deadLetterMaxBytes)
                 records.outbox.append(outbox)

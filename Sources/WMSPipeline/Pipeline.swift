@@ -36,10 +36,16 @@ public final class Pipeline {
     let processor: BatchProcessor
     let faults: FaultPoints
     let logger: Logger
+    let metrics: PipelineMetrics
+    public let status: PipelineStatus
+    private let lagGauges = LagGauges()
     public private(set) var totals = BatchReport()
 
-    public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(), logger: Logger) {
+    public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(),
+                metrics: PipelineMetrics = PipelineMetrics(), status: PipelineStatus = PipelineStatus(), logger: Logger) {
         self.settings = settings
+        self.metrics = metrics
+        self.status = status
         self.consumer = connections.consumer
         self.store = InventoryStore(db: connections.postgres)
         self.faults = faults
@@ -61,12 +67,19 @@ public final class Pipeline {
         var lastSummary = ContinuousClock.now
         var lastIdleRun = ContinuousClock.now
         var sinceSummary = BatchReport()
+        var lastGauges = ContinuousClock.now - .seconds(60)
+        defer { status.update { $0.stopped = true } }
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
+            let started = ContinuousClock.now
+            status.update { $0.lastLoop = started }
             for change in consumer.takeRebalanceEvents() {
+                // The Kafka wrapper logs assignments and revocations; a loss is worse.
                 if case .lost(let partitions) = change {
-                    logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(partitions.count)"])
+                    logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(Self.describe(partitions))"])
                 }
+                metrics.assigned(consumer.assignment.count)
+                status.update { [count = consumer.assignment.count] in $0.assignedPartitions = count }
             }
             // With nothing to read, an empty batch now and then still does the work
             // that needs no message (lines left by a late cancellation).
@@ -76,7 +89,16 @@ public final class Pipeline {
                 do {
                     let report = try processor.process([])
                     if !report.decisions.isEmpty { sinceSummary.merge(report) }
+                    status.update {
+                        $0.failingSince = nil
+                        $0.lastError = nil
+                    }
                 } catch {
+                    metrics.retried(after: error)
+                    status.update {
+                        $0.failingSince = $0.failingSince ?? started
+                        $0.lastError = "\(error)"
+                    }
                     logger.warning("idle batch failed, trying again later", metadata: ["error": "\(error)"])
                 }
             }
@@ -87,11 +109,18 @@ public final class Pipeline {
                     try consumer.commit(Self.nextOffsets(batch))
                     report.stepTime["commit"] = ContinuousClock.now - committing
                     faults.reached(.afterCommit)
+                    metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
+                    status.update {
+                        $0.eventsDone += batch.count
+                        $0.lastCommit = .now
+                        $0.failingSince = nil
+                        $0.lastError = nil
+                    }
                     totals.merge(report)
                     sinceSummary.merge(report)
                     if report.deadLetterCount > 0 {
                         logger.warning("messages sent to the dead-letter topic", metadata: [
-                            "count": "\(report.deadLetterCount)",
+                            "count": "\(report.deadLetterCount)", "kafka.offsets": "\(Self.describe(batch))",
                             "codes": "\(report.deadLetters.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
                         ])
                     }
@@ -103,13 +132,22 @@ public final class Pipeline {
                     throw error
                 } catch {
                     let delay = backoff.next()
+                    metrics.retried(after: error)
+                    status.update {
+                        $0.failingSince = $0.failingSince ?? started
+                        $0.lastError = "\(error)"
+                    }
                     logger.error("batch failed, retrying", metadata: [
                         "error": "\(error)", "retry_in": "\(delay)", "messages": "\(batch.count)",
-                        "retriable": "\(Self.isRetriable(error))",
+                        "retriable": "\(Self.isRetriable(error))", "kafka.offsets": "\(Self.describe(batch))",
                     ])
                     try rewind(batch)
                     sleep(delay)
                 }
+            }
+            if ContinuousClock.now - lastGauges >= .seconds(1) {
+                lastGauges = ContinuousClock.now
+                updateGauges(outbox: idleRun || !batch.isEmpty)
             }
             if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
                 let batches = max(1, sinceSummary.batches)
@@ -129,6 +167,33 @@ public final class Pipeline {
             "applied": "\(totals.appliedCount)", "duplicates": "\(totals.duplicates)", "dead_letters": "\(totals.deadLetterCount)",
         ])
         try consumer.close()
+    }
+
+    /// Lag per partition (cached watermarks, no round trip) every second; the
+    /// outbox backlog (one indexed count) when a batch or idle run has just written.
+    private func updateGauges(outbox: Bool) {
+        let lag = consumer.lag()
+        lagGauges.update(lag, assigned: consumer.assignment)
+        status.update { $0.lag = lag.isEmpty ? nil : lag.values.reduce(0, +) }
+        if outbox, let pending = try? store.pendingOutboxCount() {
+            metrics.outbox(pending: pending)
+        }
+    }
+
+    /// `topic[partition]` list for logs, sorted.
+    static func describe(_ partitions: [KafkaTopicPartition]) -> String {
+        partitions.sorted().map { "\($0.topic)[\($0.partition)]" }.joined(separator: ",")
+    }
+
+    /// `topic[partition]@first-last` per partition of a batch, for logs.
+    static func describe(_ batch: [KafkaMessage]) -> String {
+        var ranges: [KafkaTopicPartition: (first: Int64, last: Int64)] = [:]
+        for message in batch {
+            let range = ranges[message.topicPartition]
+            ranges[message.topicPartition] = (min(range?.first ?? .max, message.offset), max(range?.last ?? .min, message.offset))
+        }
+        return ranges.sorted { $0.key < $1.key }.map { "\($0.key.topic)[\($0.key.partition)]@\($0.value.first)-\($0.value.last)" }
+            .joined(separator: ",")
     }
 
     /// Sets the read position back to the failed batch, so the next poll delivers it
@@ -198,7 +263,7 @@ public final class Pipeline {
 extension BatchReport {
     mutating func merge(_ other: BatchReport) {
         applied.merge(other.applied, uniquingKeysWith: +)
-        duplicates += other.duplicates
+        duplicated.merge(other.duplicated, uniquingKeysWith: +)
         deadLetters.merge(other.deadLetters, uniquingKeysWith: +)
         alerts.merge(other.alerts, uniquingKeysWith: +)
         decisions.merge(other.decisions, uniquingKeysWith: +)

@@ -2,22 +2,22 @@
 /// carries `{SKU}`, the Redis Cluster hash tag, so one script call touches one
 /// slot. Only validated ids (SKU, location, eventId, order, line and reservation
 /// ids) ever reach a key name.
-enum RedisKeys {
-    static func live(sku: String, location: String) -> String { "inventory:live:{\(sku)}:\(location)" }
-    static func display(sku: String) -> String { "inventory:display:{\(sku)}" }
+public enum RedisKeys {
+    public static func live(sku: String, location: String) -> String { "inventory:live:{\(sku)}:\(location)" }
+    public static func display(sku: String) -> String { "inventory:display:{\(sku)}" }
     /// Which payload claimed an eventId first: conflicts between payloads touching
     /// different SKUs are caught before any script runs.
-    static func claim(eventId: String) -> String { "inventory:claim:{\(eventId)}" }
+    public static func claim(eventId: String) -> String { "inventory:claim:{\(eventId)}" }
     /// That an event's changes to this SKU were applied, and what they did.
-    static func applied(sku: String, eventId: String) -> String { "inventory:applied:{\(sku)}:\(eventId)" }
+    public static func applied(sku: String, eventId: String) -> String { "inventory:applied:{\(sku)}:\(eventId)" }
     /// The waiting order lines at a location, oldest first.
-    static func backorders(sku: String, location: String) -> String { "inventory:backorders:{\(sku)}:\(location)" }
-    static func backorderSequence(sku: String) -> String { "inventory:backorder-seq:{\(sku)}" }
+    public static func backorders(sku: String, location: String) -> String { "inventory:backorders:{\(sku)}:\(location)" }
+    public static func backorderSequence(sku: String) -> String { "inventory:backorder-seq:{\(sku)}" }
     /// An order line's decision and status. `|` separates the ids: it is in neither's alphabet.
-    static func orderLine(sku: String, orderId: String, lineId: String) -> String { orderLinePrefix(sku: sku) + "\(orderId)|\(lineId)" }
-    static func orderLinePrefix(sku: String) -> String { "inventory:line:{\(sku)}:" }
+    public static func orderLine(sku: String, orderId: String, lineId: String) -> String { orderLinePrefix(sku: sku) + "\(orderId)|\(lineId)" }
+    public static func orderLinePrefix(sku: String) -> String { "inventory:line:{\(sku)}:" }
     /// How much of an order was picked at a location.
-    static func picked(sku: String, location: String, orderId: String) -> String { "inventory:picked:{\(sku)}:\(location):\(orderId)" }
+    public static func picked(sku: String, location: String, orderId: String) -> String { "inventory:picked:{\(sku)}:\(location):\(orderId)" }
     /// A checkout reservation, written by the checkout service.
-    static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
+    public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }

@@ -103,6 +103,11 @@ public final class InventoryStore {
             """))
     }
 
+    /// Outbox rows not yet acknowledged by the broker (a partial index covers them).
+    public func pendingOutboxCount() throws -> Int {
+        Int(try db.query("SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL").first!["pending"].int())
+    }
+
     public func markPublished(_ messageIds: [String]) throws {
         guard !messageIds.isEmpty else { return }
         try db.query("""

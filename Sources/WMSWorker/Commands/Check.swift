@@ -2,25 +2,24 @@ import ArgumentParser
 import BlockingIO
 import Foundation
 import Kafka
+import WMSOperations
 
 struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect to Kafka, Redis and PostgreSQL once, report each, exit non-zero if one fails.")
 
-    @OptionGroup var common: CommonOptions
+    @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
-        let logger = common.bootstrapLogging()
-        let dependencies = Dependencies(settings: try Settings(), logger: logger)
+        let (settings, logger) = try settings.daemonSettings()
+        let probes = StoreProbes(settings: settings)
         let thread = DedicatedThread(name: "wms.check")
         defer { thread.stop() }
         let lines = try await thread.run { () -> [(String, Result<String, any Error>)] in
             [
-                ("redis", Result { try dependencies.probeRedis().1 }),
-                ("postgres", Result { try dependencies.probePostgres().1 }),
-                ("kafka", Result {
-                    try dependencies.probeKafka(try KafkaProducer(config: dependencies.settings.producerConfig, logger: logger))
-                }),
+                ("redis", Result { try probes.probeRedis().1 }),
+                ("postgres", Result { try probes.probePostgres().1 }),
+                ("kafka", Result { try probes.probeKafka(try KafkaProducer(config: settings.producerConfig, logger: logger)) }),
             ]
         }
         for (name, result) in lines {

@@ -1,17 +1,18 @@
 import ArgumentParser
 import BlockingIO
 import Postgres
+import WMSOperations
 import WMSStore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or upgrade the PostgreSQL schema (WMS_POSTGRES_URL). Safe to run again.")
 
-    @OptionGroup var common: CommonOptions
+    @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
-        let logger = common.bootstrapLogging()
-        let url = try Settings.postgresURL()
+        let logger = try settings.bootstrapLogging()
+        let url = try Settings.postgresURL(settings.layers)
         let thread = DedicatedThread(name: "wms.migrate")
         defer { thread.stop() }
         let (applied, latest, target) = try await thread.run {

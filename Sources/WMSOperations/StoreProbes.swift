@@ -5,13 +5,17 @@ import Redis
 import WMSStore
 
 /// Connecting to the three stores and saying what was found: shared by `check`
-/// (once, then exit) and `run` (until every one answers).
-struct Dependencies {
-    let settings: Settings
-    let logger: Logger
+/// (once, then exit), `run` (until every one answers) and the readiness probes.
+/// Blocking: call on a dedicated thread.
+public struct StoreProbes: Sendable {
+    public let settings: Settings
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
 
     /// Redis answers, and which server it is.
-    func probeRedis() throws -> (RedisConnection, String) {
+    public func probeRedis() throws -> (RedisConnection, String) {
         let redis = try RedisConnection(url: settings.redis)
         let info = try redis.send("INFO", "server").string ?? ""
         let version = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }?.dropFirst(14) ?? "?"
@@ -19,7 +23,7 @@ struct Dependencies {
     }
 
     /// PostgreSQL answers and its schema is the one this binary expects.
-    func probePostgres() throws -> (PostgresConnection, String) {
+    public func probePostgres() throws -> (PostgresConnection, String) {
         let db = try PostgresConnection(url: settings.postgresURL)
         let migrator = try Migrator()
         let applied = try migrator.appliedVersionsIfAny(db)
@@ -31,17 +35,17 @@ struct Dependencies {
     }
 
     /// The brokers answer and every topic exists.
-    func probeKafka(_ producer: KafkaProducer) throws -> String {
+    public func probeKafka(_ producer: KafkaProducer) throws -> String {
         let partitions = try settings.topics.map { topic in
             "\(topic):\(try producer.partitionCount(of: topic, timeout: .seconds(10)))"
         }
         return "\(settings.kafkaBrokers) (partitions \(partitions.joined(separator: " ")))"
     }
 
-    struct SchemaNotReady: Error, CustomStringConvertible {
+    public struct SchemaNotReady: Error, CustomStringConvertible {
         let found: Int
         let expected: Int
-        var description: String {
+        public var description: String {
             "the PostgreSQL schema is at version \(found), this binary needs \(expected): run `wms-worker migrate`"
         }
     }
@@ -49,7 +53,7 @@ struct Dependencies {
 
 extension Migrator {
     /// Applied versions, or none when `migrate` never ran on this database.
-    func appliedVersionsIfAny(_ db: PostgresConnection) throws -> Set<Int> {
+    public func appliedVersionsIfAny(_ db: PostgresConnection) throws -> Set<Int> {
         let exists = try db.query("SELECT to_regclass('schema_migrations') IS NOT NULL AS present").first!["present"].bool()
         return exists ? try appliedVersions(db) : []
     }

@@ -1,0 +1,113 @@
+import Foundation
+import Kafka
+import Logging
+
+/// Where a replay starts in each partition.
+public enum ReplayStart: Sendable, Equatable {
+    case beginning
+    case offset(Int64)
+    /// The first message at or after this time (Unix milliseconds).
+    case time(milliseconds: Int64)
+
+    /// RFC 3339 with an offset (`2026-11-27T08:00:00Z`), to Unix milliseconds.
+    public static func milliseconds(rfc3339 text: String) -> Int64? {
+        let formats: [Date.ISO8601FormatStyle] = [.iso8601, Date.ISO8601FormatStyle(includingFractionalSeconds: true)]
+        for format in formats {
+            if let date = try? format.parse(text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        }
+        return nil
+    }
+}
+
+/// What a replay will do to one partition.
+public struct ReplayMove: Sendable, Codable {
+    public let topic: String
+    public let partition: Int32
+    /// The group's committed offset before, nil when none.
+    public let committed: Int64?
+    public let target: Int64
+    public let high: Int64
+
+    public var messagesToRead: Int64 { max(0, high - target) }
+
+    public var description: String {
+        "\(topic)[\(partition)]: from offset \(target) (committed was \(committed.map(String.init) ?? "none"), \(messagesToRead) messages to read again)"
+    }
+}
+
+/// The consumer group's offsets: joining it alone (proof that no other member is
+/// active), planning and committing a replay.
+public enum GroupOffsets {
+    public struct OtherMembersActive: Error, CustomStringConvertible {
+        public let group: String
+        public let held: Int
+        public let total: Int
+        public var description: String {
+            "group \(group) has other active members (this one was given \(held) of \(total) partitions): stop every worker of the group first"
+        }
+    }
+
+    /// Joins the group and waits to be given every partition of `topics`, which
+    /// happens only when no other member is active. Returns the consumer holding
+    /// them (the caller closes it), nil if `shouldStop` turned true first.
+    /// Nothing is stored or committed: what the polls return is read again later.
+    public static func joinAlone(settings: Settings, logger: Logger, timeout: Duration = .seconds(60),
+                                 shouldStop: () -> Bool) throws -> KafkaConsumer? {
+        let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
+        try consumer.subscribe(settings.topics)
+        let all = Set(try settings.topics.flatMap { topic in
+            (0..<Int32(try consumer.partitionCount(of: topic, timeout: .seconds(10)))).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        })
+        let deadline = ContinuousClock.now + timeout
+        while consumer.assignment != all, ContinuousClock.now < deadline, !shouldStop() {
+            _ = try consumer.poll(maxMessages: 1, timeout: .milliseconds(200))
+        }
+        guard !shouldStop() else {
+            try consumer.close()
+            return nil
+        }
+        guard consumer.assignment == all else {
+            let held = consumer.assignment.count
+            try consumer.close()
+            throw OtherMembersActive(group: settings.groupID, held: held, total: all.count)
+        }
+        return consumer
+    }
+
+    /// Where each chosen partition will start. Needs no group membership.
+    public static func plan(_ consumer: KafkaConsumer, settings: Settings, start: ReplayStart, topic: String?, partition: Int32?) throws -> [ReplayMove] {
+        let topics = topic.map { [$0] } ?? settings.topics
+        var chosen: [KafkaTopicPartition] = []
+        for name in topics {
+            let count = Int32(try consumer.partitionCount(of: name, timeout: .seconds(10)))
+            if let partition, !(0..<count).contains(partition) {
+                throw PlanError("topic \(name) has partitions 0 to \(count - 1), not \(partition)")
+            }
+            chosen += (0..<count).filter { partition == nil || $0 == partition }.map { KafkaTopicPartition(topic: name, partition: $0) }
+        }
+        let committed = try consumer.committed(chosen, timeout: .seconds(10))
+        let byTime: [KafkaTopicPartition: Int64] = if case .time(let milliseconds) = start {
+            try consumer.offsets(forTimes: Dictionary(uniqueKeysWithValues: chosen.map { ($0, milliseconds) }), timeout: .seconds(10))
+        } else { [:] }
+        return try chosen.map { topicPartition in
+            let (low, high) = try consumer.watermarks(of: topicPartition, timeout: .seconds(10))
+            let target: Int64 = switch start {
+            case .beginning: low
+            case .offset(let offset): min(max(offset, low), high)
+            case .time: byTime[topicPartition].map { $0 < 0 ? high : $0 } ?? high
+            }
+            let was = committed[topicPartition].flatMap { $0 < 0 ? nil : $0 }
+            return ReplayMove(topic: topicPartition.topic, partition: topicPartition.partition, committed: was, target: target, high: high)
+        }
+    }
+
+    /// Commits the plan's offsets for the group (the consumer must hold the partitions).
+    public static func commit(_ moves: [ReplayMove], with consumer: KafkaConsumer) throws {
+        try consumer.commit(Dictionary(uniqueKeysWithValues: moves.map { (KafkaTopicPartition(topic: $0.topic, partition: $0.partition), $0.target) }))
+    }
+
+    public struct PlanError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+}

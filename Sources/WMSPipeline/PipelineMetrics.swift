@@ -1,0 +1,116 @@
+import Kafka
+import Metrics
+import Postgres
+import Redis
+import WMSDomain
+
+/// What the pipeline reports through swift-metrics, under names an operator can
+/// alert on (the README's metrics reference lists them). Every labelled series
+/// that can be known up front is created at zero, so `rate()` and alerts work
+/// before the first event of a kind arrives.
+public struct PipelineMetrics: Sendable {
+    public static let steps = ["decode", "lookup", "claim", "redis", "records", "postgres", "display", "publish", "commit"]
+    public static let stores = ["kafka", "redis", "postgres"]
+    public static let alertTypes = ["INVENTORY_VARIANCE_ALERT", "INVENTORY_NEGATIVE_ALERT"]
+    public static let allocationOutcomes = ["allocated", "backordered", "cancelled"]
+
+    private let events: [String: [String: Counter]]
+    private let deadLetters: [BadEventCode: Counter]
+    private let alerts: [String: Counter]
+    private let allocationLines: [String: Counter]
+    private let storeRetries: [String: Counter]
+    private let batchMessages = Recorder(label: "wms_batch_messages", aggregate: true)
+    private let batchDuration = Timer(label: "wms_batch_duration_seconds")
+    private let stepDurations: [String: Timer]
+    private let assignedPartitions = Gauge(label: "wms_assigned_partitions")
+    private let outboxBacklog = Gauge(label: "wms_outbox_backlog")
+    private let lastBatch = Gauge(label: "wms_last_batch_timestamp_seconds")
+
+    public init() {
+        let types = EventType.allCases.map(\.rawValue) + ["unknown"]
+        events = Dictionary(uniqueKeysWithValues: types.map { type in
+            (type, Dictionary(uniqueKeysWithValues: ["applied", "duplicate", "dead_lettered"].map { outcome in
+                (outcome, Counter(label: "wms_events_total", dimensions: [("type", type), ("outcome", outcome)]))
+            }))
+        })
+        deadLetters = Dictionary(uniqueKeysWithValues: BadEventCode.allCases.map {
+            ($0, Counter(label: "wms_dead_letters_total", dimensions: [("code", $0.rawValue)]))
+        })
+        alerts = Dictionary(uniqueKeysWithValues: Self.alertTypes.map { ($0, Counter(label: "wms_alerts_total", dimensions: [("type", $0)])) })
+        allocationLines = Dictionary(uniqueKeysWithValues: Self.allocationOutcomes.map {
+            ($0, Counter(label: "wms_allocation_lines_total", dimensions: [("outcome", $0)]))
+        })
+        storeRetries = Dictionary(uniqueKeysWithValues: Self.stores.map { ($0, Counter(label: "wms_store_retries_total", dimensions: [("store", $0)])) })
+        stepDurations = Dictionary(uniqueKeysWithValues: Self.steps.map {
+            ($0, Timer(label: "wms_batch_step_duration_seconds", dimensions: [("step", $0)]))
+        })
+    }
+
+    /// A committed batch.
+    func record(_ report: BatchReport, duration: Duration, committedAt: Double) {
+        for (type, count) in report.applied { events[type.rawValue]?["applied"]?.increment(by: count) }
+        for (type, count) in report.duplicated { events[type.rawValue]?["duplicate"]?.increment(by: count) }
+        // A bad message's type is not to be trusted: dead letters count as `unknown`.
+        events["unknown"]?["dead_lettered"]?.increment(by: report.deadLetterCount)
+        for (code, count) in report.deadLetters { deadLetters[code]?.increment(by: count) }
+        for (type, count) in report.alerts { alerts[type]?.increment(by: count) }
+        for (decision, count) in report.decisions {
+            allocationLines[Self.allocationOutcome(decision)]?.increment(by: count)
+        }
+        guard report.messages > 0 else { return }
+        batchMessages.record(report.messages)
+        batchDuration.recordNanoseconds(duration.nanoseconds)
+        for (step, time) in report.stepTime { stepDurations[step]?.recordNanoseconds(time.nanoseconds) }
+        lastBatch.record(committedAt)
+    }
+
+    /// Decisions as the scripts name them, folded into three outcomes.
+    static func allocationOutcome(_ decision: String) -> String {
+        switch decision {
+        case "backordered": "backordered"
+        case "cancelled", "cancelled late": "cancelled"
+        default: "allocated" // reservation, available, filled
+        }
+    }
+
+    /// A batch that failed and will be retried, by the store that failed it.
+    func retried(after error: any Error) {
+        let store = switch error {
+        case is KafkaError: "kafka"
+        case is RedisError: "redis"
+        case is PostgresError: "postgres"
+        default: "other"
+        }
+        (storeRetries[store] ?? Counter(label: "wms_store_retries_total", dimensions: [("store", store)])).increment()
+    }
+
+    func outbox(pending: Int) { outboxBacklog.record(pending) }
+
+    func assigned(_ count: Int) { assignedPartitions.record(count) }
+}
+
+/// Lag per partition: one gauge each, removed when the partition moves away, so
+/// the sum over the group's members stays right.
+final class LagGauges {
+    private var gauges: [KafkaTopicPartition: Gauge] = [:]
+
+    func update(_ lag: [KafkaTopicPartition: Int64], assigned: Set<KafkaTopicPartition>) {
+        for (partition, gauge) in gauges where !assigned.contains(partition) {
+            gauge.destroy()
+            gauges[partition] = nil
+        }
+        for (partition, value) in lag {
+            let gauge = gauges[partition] ?? Gauge(label: "wms_consumer_lag", dimensions: [
+                ("topic", partition.topic), ("partition", String(partition.partition)),
+            ])
+            gauges[partition] = gauge
+            gauge.record(value)
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import WMSOperations
+
+/// `/healthz` (the process answers), `/readyz` (200 when ready, 503 and the
+/// failing checks otherwise, as JSON) and `/metrics` (Prometheus text format).
+public enum HTTPEndpoint {
+    public static func application(address: HTTPAddress, readiness: Readiness, registry: PrometheusCollectorRegistry,
+                                   logger: Logger) -> some ApplicationProtocol {
+        let router = Router()
+        router.get("healthz") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+        }
+        router.get("readyz") { _, _ in
+            let report = readiness.report()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = (try? encoder.encode(report)) ?? Data("{}".utf8)
+            return Response(status: report.ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: body + Data("\n".utf8))))
+        }
+        router.get("metrics") { _, _ in
+            _ = readiness.report() // refreshes wms_ready for this scrape
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning) // no line per request
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "wms-worker"),
+            onServerRunning: { channel in
+                logger.notice("HTTP listening", metadata: ["http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: quiet)
+    }
+}

@@ -1,0 +1,68 @@
+import BlockingIO
+import Kafka
+import Logging
+import Postgres
+import Redis
+import ServiceLifecycle
+import WMSOperations
+import WMSPipeline
+
+/// The consume loop as a service: connects (retrying until every store answers),
+/// then runs the pipeline on a thread of its own. On graceful shutdown it finishes
+/// and commits the batch in hand, then leaves the group.
+public struct PipelineService: Service {
+    let settings: Settings
+    let status: PipelineStatus
+    let faults: FaultPoints
+    let logger: Logger
+
+    public init(settings: Settings, status: PipelineStatus, faults: FaultPoints = FaultPoints(), logger: Logger) {
+        self.settings = settings
+        self.status = status
+        self.faults = faults
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let stop = StopFlag()
+        let thread = DedicatedThread(name: "wms.pipeline")
+        defer { thread.stop() }
+        try await withGracefulShutdownHandler {
+            try await thread.run { try runPipeline(stop: stop) }
+        } onGracefulShutdown: {
+            logger.info("shutting down: finishing the batch in hand")
+            stop.raise()
+        }
+    }
+
+    /// Runs on the dedicated pipeline thread: every call in here blocks.
+    private func runPipeline(stop: StopFlag) throws {
+        let probes = StoreProbes(settings: settings)
+        var backoff = Backoff(maximum: .seconds(30))
+        var stores: (hot: RedisConnection, postgres: PostgresConnection)?
+        while stores == nil, !stop.isRaised {
+            do {
+                let (hot, redisDetail) = try probes.probeRedis()
+                let (postgres, postgresDetail) = try probes.probePostgres()
+                logger.info("connected to Redis", metadata: ["redis": "\(redisDetail)"])
+                logger.info("connected to PostgreSQL", metadata: ["postgres": "\(postgresDetail)"])
+                stores = (hot, postgres)
+            } catch where Pipeline.isRetriable(error) {
+                let delay = backoff.next()
+                logger.warning("a store is not reachable, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                status.update { $0.lastError = "\(error)" }
+                stop.sleep(delay)
+            }
+        }
+        guard let stores else { return }
+        // The display cache gets a connection of its own even on the same server: it
+        // belongs to the product-page layer and may move elsewhere.
+        let connections = Pipeline.Connections(
+            consumer: try KafkaConsumer(config: settings.consumerConfig, logger: logger),
+            producer: try KafkaProducer(config: settings.producerConfig, logger: logger),
+            hot: stores.hot, displayCache: try RedisConnection(url: settings.displayCache), postgres: stores.postgres)
+        logger.info("joining consumer group", metadata: ["kafka.brokers": "\(settings.kafkaBrokers)", "kafka.topics": "\(settings.topics.joined(separator: ","))"])
+        let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status, logger: logger)
+        try pipeline.run(shouldStop: { stop.isRaised }, sleep: stop.sleep)
+    }
+}
