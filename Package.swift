@@ -88,7 +88,10 @@ let package = Package(
         ]),
 
         // What every test target shares: the local services' settings, running blocking code.
-        .target(name: "TestSupport", dependencies: ["BlockingIO", "Postgres", "WMSStore"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: [
+            "BlockingIO", "Postgres", "Redis", "Kafka", "WMSStore", "WMSDomain", "WMSPipeline",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Support"),
         .executableTarget(name: "WMSSimulator", dependencies: [
             "Kafka", "Redis", "Postgres", "BlockingIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

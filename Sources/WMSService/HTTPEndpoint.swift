@@ -35,7 +35,9 @@ public enum HTTPEndpoint {
             router: router,
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "wms-worker"),
             onServerRunning: { channel in
-                logger.notice("HTTP listening", metadata: ["http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                // The port actually bound: with port 0 the system picks one.
+                let port = channel.localAddress?.port ?? address.port
+                logger.notice("HTTP listening", metadata: ["http.address": "\(HTTPAddress(host: address.host, port: port))"])
             },
             logger: quiet)
     }

@@ -21,7 +21,8 @@ public final class WorkerProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = Self.binary
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Port 0 unless the test names one: workers run side by side.
+        process.environment = ProcessInfo.processInfo.environment.merging(["WMS_HTTP_ADDR": "127.0.0.1:0"]) { $1 }.merging(environment) { $1 }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
@@ -37,6 +38,20 @@ public final class WorkerProcess: @unchecked Sendable {
     public var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// The HTTP endpoint's base URL, from the worker's "HTTP listening" log line.
+    public func httpBase(timeout: Duration = .seconds(30)) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let line = log.split(separator: "\n").first(where: { $0.contains("HTTP listening") }),
+               let field = line.split(separator: " ").first(where: { $0.hasPrefix("http.address=") }) {
+                return "http://" + field.dropFirst("http.address=".count)
+            }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        throw TimedOut(log: log)
+    }
 
     /// The exit status, or for a process ended by a signal, 128 + the signal.
     public func waitForExit(timeout: Duration) throws -> Int32 {

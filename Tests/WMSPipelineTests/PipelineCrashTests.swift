@@ -26,12 +26,7 @@ import WMSPipeline
             WMSEvents.transferReceived("\(f.id)-8", at: "FC2", from: "FC1", [(sku, 5)]),     // fills O2
             OrderEvents.cancelled("\(f.id)-9", order: "O1"),                                   // releases 3
         ]
-        let environment = [
-            "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": f.group, "WMS_TOPICS": f.topics[0],
-            "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": f.schema.url,
-            "WMS_ALERTS_TOPIC": f.alertsTopic, "WMS_DLQ_TOPIC": f.deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": f.allocationsTopic,
-            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
-        ]
+        let environment = f.workerEnvironment
         let outcome = try await blocking {
             try f.produce(events, partition: 0)
             let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": step]) { $1 })
@@ -75,12 +70,7 @@ import WMSPipeline
     @Test func aConfirmationReplayedAfterItsOrdersCancellationIsCancelled() async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("S")
-        let environment = [
-            "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": f.group, "WMS_TOPICS": f.topics[0],
-            "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": f.schema.url, "WMS_ALERTS_TOPIC": f.alertsTopic,
-            "WMS_DLQ_TOPIC": f.deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": f.allocationsTopic,
-            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
-        ]
+        let environment = f.workerEnvironment
         let outcome = try await blocking {
             try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)]),
                            OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)

@@ -3,25 +3,24 @@ import Kafka
 import Logging
 import Postgres
 import Redis
-import TestSupport
 import WMSDomain
 import WMSPipeline
 
 /// Everything one pipeline test needs, isolated from the other tests: its own
 /// topics, consumer group, PostgreSQL schema and SKU prefix (Redis keys carry the SKU).
-struct PipelineFixture: Sendable {
-    let id: String
-    let schema: FreshSchema
-    let topics: [String]
-    let alertsTopic: String
-    let deadLetterTopic: String
-    let allocationsTopic: String
-    let group: String
-    var maxBatchSize = 2000
-    var backorderPolicy = BackorderPolicy.strictFIFO
-    static let logger = Logger(label: "wms.test.pipeline")
+public struct PipelineFixture: Sendable {
+    public let id: String
+    public let schema: FreshSchema
+    public let topics: [String]
+    public let alertsTopic: String
+    public let deadLetterTopic: String
+    public let allocationsTopic: String
+    public let group: String
+    public var maxBatchSize = 2000
+    public var backorderPolicy = BackorderPolicy.strictFIFO
+    public static let logger = Logger(label: "wms.test.pipeline")
 
-    static func create(topics: Int = 1) async throws -> PipelineFixture {
+    public static func create(topics: Int = 1) async throws -> PipelineFixture {
         let id = UUID().uuidString.prefix(8).lowercased()
         return PipelineFixture(
             id: String(id), schema: try await FreshSchema.create(migrated: true),
@@ -30,10 +29,20 @@ struct PipelineFixture: Sendable {
             group: "g\(id)")
     }
 
-    /// A SKU unique to this test.
-    func sku(_ name: String) -> String { "T\(id)-\(name)" }
+    /// The settings of a `wms-worker` process working for this fixture.
+    public var workerEnvironment: [String: String] {
+        [
+            "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": group, "WMS_TOPICS": topics.joined(separator: ","),
+            "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": schema.url,
+            "WMS_ALERTS_TOPIC": alertsTopic, "WMS_DLQ_TOPIC": deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": allocationsTopic,
+            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
+        ]
+    }
 
-    var settings: PipelineSettings {
+    /// A SKU unique to this test.
+    public func sku(_ name: String) -> String { "T\(id)-\(name)" }
+
+    public var settings: PipelineSettings {
         var settings = PipelineSettings(topics: topics)
         settings.alertsTopic = alertsTopic
         settings.deadLetterTopic = deadLetterTopic
@@ -45,11 +54,11 @@ struct PipelineFixture: Sendable {
         return settings
     }
 
-    func produce(_ values: [String], topic: Int = 0, partition: Int32? = nil) throws {
+    public func produce(_ values: [String], topic: Int = 0, partition: Int32? = nil) throws {
         try produce(values.map { Array($0.utf8) }, topic: topic, partition: partition)
     }
 
-    func produce(_ values: [[UInt8]], topic: Int = 0, partition: Int32? = nil) throws {
+    public func produce(_ values: [[UInt8]], topic: Int = 0, partition: Int32? = nil) throws {
         // Room for the oversized messages of the bad-input tests.
         let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers,
                                                              properties: ["message.max.bytes": "4000000"]), logger: Self.logger)
@@ -58,7 +67,7 @@ struct PipelineFixture: Sendable {
 
     /// Runs a pipeline of group `group` until it has seen `messages` messages (applied,
     /// duplicate or dead-lettered) or `timeout` passed; returns its totals.
-    func run(untilSeen messages: Int, group: String? = nil, timeout: Duration = .seconds(60)) throws -> BatchReport {
+    public func run(untilSeen messages: Int, group: String? = nil, timeout: Duration = .seconds(60)) throws -> BatchReport {
         let deadline = ContinuousClock.now + timeout
         return try run(group: group) { totals in
             totals.appliedCount + totals.duplicates + totals.deadLetterCount >= messages || ContinuousClock.now >= deadline
@@ -66,7 +75,7 @@ struct PipelineFixture: Sendable {
     }
 
     /// Runs a pipeline until `done` (asked between batches, with its totals so far) says so.
-    func run(group: String? = nil, until done: (BatchReport) -> Bool) throws -> BatchReport {
+    public func run(group: String? = nil, until done: (BatchReport) -> Bool) throws -> BatchReport {
         var consumerConfig = KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
             "group.id": group ?? self.group, "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
         ])
@@ -82,7 +91,7 @@ struct PipelineFixture: Sendable {
     }
 
     /// `inventory_levels` per "SKU@LOCATION": onHand allocated reserved damaged picked inTransitIn inTransitOut.
-    func postgresLevels() throws -> [String: [Int64]] {
+    public func postgresLevels() throws -> [String: [Int64]] {
         let db = try PostgresConnection(url: schema.url)
         var levels: [String: [Int64]] = [:]
         for row in try db.query("""
@@ -94,7 +103,7 @@ struct PipelineFixture: Sendable {
     }
 
     /// The Redis hashes of the same keys, same order, plus `available` last.
-    func redisLevels(_ keys: some Sequence<String>) throws -> [String: [Int64]] {
+    public func redisLevels(_ keys: some Sequence<String>) throws -> [String: [Int64]] {
         let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
         var levels: [String: [Int64]] = [:]
         for key in keys {
@@ -106,12 +115,12 @@ struct PipelineFixture: Sendable {
         return levels
     }
 
-    func query(_ sql: String) throws -> PostgresRows {
+    public func query(_ sql: String) throws -> PostgresRows {
         try PostgresConnection(url: schema.url).query(PostgresQuery(unsafeSQL: sql))
     }
 
     /// Every message of a topic, read with a group of its own.
-    func readAll(_ topic: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [KafkaMessage] {
+    public func readAll(_ topic: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [KafkaMessage] {
         let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
             "group.id": "reader-\(UUID().uuidString.prefix(8))",
         ]), logger: Self.logger)
@@ -138,52 +147,52 @@ struct PipelineFixture: Sendable {
 }
 
 /// Event JSON as a WMS would send it.
-enum WMSEvents {
-    static func items(_ items: [(String, Int)]) -> String {
+public enum WMSEvents {
+    public static func items(_ items: [(String, Int)]) -> String {
         "[" + items.map { #"{"sku":"\#($0.0)","quantity":\#($0.1)}"# }.joined(separator: ",") + "]"
     }
 
-    static func envelope(_ id: String, _ type: String, location: String, _ extra: String) -> String {
+    public static func envelope(_ id: String, _ type: String, location: String, _ extra: String) -> String {
         #"{"eventId":"\#(id)","eventType":"\#(type)","timestamp":"2026-11-27T08:00:00.000Z","locationId":"\#(location)","source":"wms",\#(extra)}"#
     }
 
-    static func receiving(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
+    public static func receiving(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
         envelope(id, "RECEIVING_COMPLETE", location: location, #""purchaseOrderId":"PO-1","items":\#(items(lines))"#)
     }
 
-    static func pick(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+    public static func pick(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
         envelope(id, "PICK_COMPLETE", location: location, #""orderId":"\#(order)","items":\#(items(lines))"#)
     }
 
-    static func pack(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+    public static func pack(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
         envelope(id, "PACK_COMPLETE", location: location, #""orderId":"\#(order)","items":\#(items(lines))"#)
     }
 
-    static func ship(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
+    public static func ship(_ id: String, at location: String, order: String = "O-1", _ lines: [(String, Int)]) -> String {
         envelope(id, "SHIP_COMPLETE", location: location, #""orderId":"\#(order)","shipmentId":"S-1","items":\#(items(lines))"#)
     }
 
-    static func damage(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
+    public static func damage(_ id: String, at location: String, _ lines: [(String, Int)]) -> String {
         envelope(id, "DAMAGE_REPORT", location: location, #""reason":"forklift","items":\#(items(lines))"#)
     }
 
-    static func cycleCount(_ id: String, at location: String, sku: String, expected: Int, actual: Int) -> String {
+    public static func cycleCount(_ id: String, at location: String, sku: String, expected: Int, actual: Int) -> String {
         envelope(id, "CYCLE_COUNT_ADJUSTMENT", location: location,
                  #""sku":"\#(sku)","expectedCount":\#(expected),"actualCount":\#(actual),"reason":"annual count","approvedBy":"mgr-7","auditId":"A-1""#)
     }
 
-    static func transferShipped(_ id: String, from: String, to: String, _ lines: [(String, Int)]) -> String {
+    public static func transferShipped(_ id: String, from: String, to: String, _ lines: [(String, Int)]) -> String {
         envelope(id, "TRANSFER_SHIPPED", location: from, #""transferId":"TR-\#(id)","toLocationId":"\#(to)","items":\#(items(lines))"#)
     }
 
-    static func transferReceived(_ id: String, at: String, from: String, _ lines: [(String, Int)]) -> String {
+    public static func transferReceived(_ id: String, at: String, from: String, _ lines: [(String, Int)]) -> String {
         envelope(id, "TRANSFER_RECEIVED", location: at, #""transferId":"TR-\#(id)","fromLocationId":"\#(from)","items":\#(items(lines))"#)
     }
 }
 
 /// Order events as the order service sends them.
-enum OrderEvents {
-    static func confirmed(_ id: String, order: String, _ lines: [(lineId: String, sku: String, location: String, quantity: Int, reservation: String?)]) -> String {
+public enum OrderEvents {
+    public static func confirmed(_ id: String, order: String, _ lines: [(lineId: String, sku: String, location: String, quantity: Int, reservation: String?)]) -> String {
         let body = lines.map { line in
             #"{"lineId":"\#(line.lineId)","sku":"\#(line.sku)","locationId":"\#(line.location)","quantity":\#(line.quantity)"#
                 + (line.reservation.map { #","reservationId":"\#($0)""# } ?? "") + "}"
@@ -191,7 +200,7 @@ enum OrderEvents {
         return #"{"eventId":"\#(id)","eventType":"ORDER_CONFIRMED","timestamp":"2026-11-27T09:00:00Z","source":"order_service","orderId":"\#(order)","lines":[\#(body)]}"#
     }
 
-    static func cancelled(_ id: String, order: String, lines: [String]? = nil) -> String {
+    public static func cancelled(_ id: String, order: String, lines: [String]? = nil) -> String {
         let body = lines.map { #","lines":["# + $0.map { #"{"lineId":"\#($0)"}"# }.joined(separator: ",") + "]" } ?? ""
         return #"{"eventId":"\#(id)","eventType":"ORDER_CANCELLED","timestamp":"2026-11-27T09:30:00Z","source":"order_service","orderId":"\#(order)"\#(body)}"#
     }
@@ -199,12 +208,12 @@ enum OrderEvents {
 
 extension PipelineFixture {
     /// Every ALLOCATION / ALLOCATION_CANCELLED on the allocations topic, decoded.
-    func allocationMessages(expecting count: Int) throws -> [JSONValue] {
+    public func allocationMessages(expecting count: Int) throws -> [JSONValue] {
         try readAll(allocationsTopic, expecting: count).map { try JSONValue.parse($0.value) }
     }
 
     /// `allocations` rows: "ORDER/LINE" -> "decision/status/released".
-    func allocationRows() throws -> [String: String] {
+    public func allocationRows() throws -> [String: String] {
         var rows: [String: String] = [:]
         for row in try query("SELECT order_id, line_id, decision, status, released FROM allocations").rows {
             rows["\(try row[0].string())/\(try row[1].string())"] = "\(try row[2].string())/\(try row[3].string())/\(try row[4].int())"
