@@ -61,7 +61,7 @@ let package = Package(
         // and flags; moving the group's offsets for a replay; reconciling Redis with
         // PostgreSQL.
         .target(name: "WMSOperations", dependencies: [
-            "WMSPipeline", "WMSStore", "Kafka", "Redis", "Postgres", "BlockingIO",
+            "WMSPipeline", "WMSStore", "WMSDomain", "Kafka", "Redis", "Postgres", "BlockingIO",
             .product(name: "Configuration", package: "swift-configuration"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -158,6 +158,13 @@ public struct Settings: Sendable {
     }
 }
 
+/// Interpolated anywhere (a log line, a library's debug output), settings show
+/// masked, as `wms-worker config` does.
+extension Settings: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { effective.map { "\($0.name)=\($0.value)" }.joined(separator: " ") }
+    public var debugDescription: String { description }
+}
+
 /// Where `/healthz`, `/readyz` and `/metrics` listen.
 public struct HTTPAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String

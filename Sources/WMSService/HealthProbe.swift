@@ -50,7 +50,8 @@ public final class HealthProbe: Service, Sendable {
         let thread = DedicatedThread(name: "wms.health")
         defer { thread.stop() }
         let connections = Connections(settings: settings, logger: logger)
-        try await cancelWhenGracefulShutdown {
+        // Shutdown cancels the sleep: a normal end, not a failure of the group.
+        try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let checks = try await thread.run { connections.probe() }
                 let now = ContinuousClock.now

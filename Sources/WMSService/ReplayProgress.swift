@@ -9,7 +9,8 @@ struct ReplayProgress: Service {
     var interval: Duration = .seconds(2)
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        // Shutdown cancels the sleep: a normal end, not a failure of the group.
+        try? await cancelWhenGracefulShutdown {
             let started = ContinuousClock.now
             var window: [(at: ContinuousClock.Instant, done: Int)] = []
             while !Task.isCancelled {

@@ -29,17 +29,21 @@ public struct WorkerDaemon {
         let watchdog = ShutdownWatchdog(timeout: settings.shutdownTimeout, shuttingDown: shuttingDown, logger: logger)
         let probe = HealthProbe(settings: settings, logger: logger)
         let readiness = Readiness(probe: probe, status: status, shuttingDown: shuttingDown)
+        // Named: swift-service-lifecycle would otherwise log each service's
+        // description, settings and all.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: probe),
-            .init(service: HTTPEndpoint.application(address: settings.httpAddress, readiness: readiness, registry: registry, logger: logger)),
+            .init(service: probe, serviceName: "health-probe"),
+            .init(service: HTTPEndpoint.application(address: settings.httpAddress, readiness: readiness, registry: registry, logger: logger),
+                  serviceName: "http"),
         ]
         if showProgress {
-            services.append(.init(service: ReplayProgress(status: status), successTerminationBehavior: .ignore))
+            services.append(.init(service: ReplayProgress(status: status), successTerminationBehavior: .ignore, serviceName: "replay-progress"))
         }
         // Last, so that it is the first to be shut down: the endpoint keeps answering
         // (not ready) while the batch in hand is finished.
         services.append(.init(service: PipelineService(settings: settings, status: status, logger: logger),
-                              successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup))
+                              successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup,
+                              serviceName: "pipeline"))
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = settings.shutdownTimeout
         let group = ServiceGroup(configuration: configuration)

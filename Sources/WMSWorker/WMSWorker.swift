@@ -13,7 +13,7 @@ struct WMSWorker: AsyncParsableCommand {
             --config-file: NAME=value lines), and flags, each overriding the one before. \
             `wms-worker config` shows what is in effect.
             """,
-        subcommands: [Run.self, Replay.self, Migrate.self, Check.self, Config.self])
+        subcommands: [Run.self, Replay.self, Reconcile.self, Migrate.self, Check.self, Config.self])
 }
 
 /// The settings as flags, for every subcommand: each overrides the settings file

@@ -43,9 +43,10 @@ public final class WorkerProcess: @unchecked Sendable {
     public func httpBase(timeout: Duration = .seconds(30)) throws -> String {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
+            // logfmt `http.address=HOST:PORT` or JSON `"http.address":"HOST:PORT"`.
             if let line = log.split(separator: "\n").first(where: { $0.contains("HTTP listening") }),
-               let field = line.split(separator: " ").first(where: { $0.hasPrefix("http.address=") }) {
-                return "http://" + field.dropFirst("http.address=".count)
+               let match = line.firstMatch(of: /http\.address"?[=:]"?([0-9A-Za-z.\-\[\]:]+:[0-9]+)/) {
+                return "http://" + match.1
             }
             guard process.isRunning else { break }
             usleep(50_000)

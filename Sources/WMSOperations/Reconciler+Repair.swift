@@ -1,0 +1,292 @@
+import Foundation
+import Postgres
+import Redis
+import WMSDomain
+import WMSPipeline
+
+extension Reconciler {
+    /// Rebuilds from PostgreSQL the Redis state the pipeline needs: the recovery
+    /// path after Redis lost its data, or a fix of the drift `compare` found. Only
+    /// safe while every worker of the group is stopped. Safe to run again (after a
+    /// failure half way, say).
+    ///
+    /// 1. Deletes what PostgreSQL cannot vouch for and the rebuild replaces: order
+    ///    line keys, backorder queues, pick tallies, and the scripts' deduplication
+    ///    marks. A worker killed between its Redis step and its PostgreSQL
+    ///    transaction leaves in Redis the effects of events PostgreSQL does not
+    ///    hold; the rebuild drops those effects, so the marks saying they were
+    ///    applied must go too, or the replay that follows would skip them. Events
+    ///    PostgreSQL holds never reach a script again (the batch looks them up
+    ///    first), so no mark of theirs is needed.
+    /// 2. Writes every `inventory:live:{SKU}:LOCATION` hash from `inventory_levels`
+    ///    (DEL and HSET in one MULTI/EXEC per key), and deletes hashes with no row.
+    /// 3. Writes every backorder queue and the key of each waiting line (what a
+    ///    fill and a cancellation read), and raises each SKU's backorder sequence
+    ///    to PostgreSQL's highest place, so new lines queue behind.
+    /// 4. Writes the pick tallies of orders picked within the deduplication window,
+    ///    less what cancellations used up, from the ledger.
+    ///
+    /// It keeps the eventId claims (which payload of an eventId stands) and the
+    /// checkout service's reservations (PostgreSQL does not have them).
+    public func repair() throws -> RepairSummary {
+        var summary = RepairSummary()
+        summary.deduplicationMarksDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.applied(sku: "", eventId: "")) + "*")
+        summary.orderLineKeysDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.orderLinePrefix(sku: "")) + "*")
+        summary.backorderQueuesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.backorders(sku: "", location: "")) + "*")
+        summary.pickTalliesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.picked(sku: "", location: "", orderId: "")) + "*")
+        try postgres.withTransaction { db in
+            try db.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try writeLiveHashes(db, &summary)
+            try deleteHashesWithoutRow(db, &summary)
+            try writeQueues(db, &summary)
+            try writeSequences(db, &summary)
+            try writePickTallies(db, &summary)
+        }
+        return summary
+    }
+
+    // MARK: Live hashes
+
+    private func writeLiveHashes(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
+        try db.query("""
+            DECLARE reconcile_levels NO SCROLL CURSOR FOR
+            SELECT sku, location_id, on_hand, allocated, reserved, damaged, picked, in_transit_in, in_transit_out,
+                   floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms
+            FROM inventory_levels
+            """)
+        try fetchAll("reconcile_levels", db) { rows in
+            let levels = try rows.map { row in
+                (sku: try row["sku"].string(), location: try row["location_id"].string(),
+                 quantities: try Self.quantities(row, prefix: ""), updatedMs: try row["updated_ms"].int())
+            }
+            let keys = levels.map { RedisKeys.live(sku: $0.sku, location: $0.location) }
+            let kept = try checkoutReserved(keys)
+            try runAtomically(zip(levels, zip(keys, kept)).map { level, keyAndReserved in
+                var quantities = level.quantities
+                if let reserved = keyAndReserved.1 { quantities[.reserved] = reserved }
+                return Self.rewrite(keyAndReserved.0, quantities, updatedMs: level.updatedMs)
+            })
+            summary.liveHashesWritten += levels.count
+            try invalidateDisplay(skus: levels.map(\.sku), &summary)
+        }
+    }
+
+    /// Hashes with no levels row: deleted, unless a checkout reservation holds
+    /// `reserved` there (then that alone is kept).
+    private func deleteHashesWithoutRow(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        try scan(LiveKeys.pattern) { keys in
+            let orphans = try orphanKeys(keys, db: db, ledgerCounts: false)
+            guard !orphans.isEmpty else { return }
+            let kept = try checkoutReserved(orphans)
+            var rewrites: [[RedisCommand]] = []
+            var deletions: [RedisCommand] = []
+            for (key, reserved) in zip(orphans, kept) {
+                if let reserved, reserved != 0, LiveKeys.parse(key) != nil {
+                    rewrites.append(Self.rewrite(key, Deltas([.reserved: reserved]), updatedMs: nowMs))
+                } else {
+                    deletions.append(RedisCommand("DEL", key))
+                }
+            }
+            try runAtomically(rewrites)
+            for reply in try hot.pipeline(deletions) { summary.liveHashesDeleted += Int(try reply.get().int ?? 0) }
+            summary.liveHashesKeptForReservations += rewrites.count
+            try invalidateDisplay(skus: orphans.compactMap { LiveKeys.parse($0)?.sku }, &summary)
+        }
+    }
+
+    /// With a checkout service, the `reserved` each hash holds now (0 when it is gone,
+    /// not an integer, or the key is not a hash); nil for each otherwise.
+    private func checkoutReserved(_ keys: [String]) throws -> [Int64?] {
+        guard reserved == .checkoutService else { return keys.map { _ in nil } }
+        return try hot.pipeline(keys.map { RedisCommand("HGET", $0, Bucket.reserved.rawValue) }).map { reply in
+            reply.string.flatMap(LiveHash.integer) ?? 0
+        }
+    }
+
+    /// The hash as the script leaves it: every bucket, `available`, `updatedAt`.
+    private static func rewrite(_ key: String, _ quantities: Deltas, updatedMs: Int64) -> [RedisCommand] {
+        var hset: [any RedisArgument] = ["HSET", key]
+        for bucket in Bucket.allCases {
+            hset += [bucket.rawValue, quantities[bucket]] as [any RedisArgument]
+        }
+        hset += ["available", available(quantities, reserved: quantities[.reserved]), "updatedAt", updatedMs] as [any RedisArgument]
+        return [RedisCommand("DEL", key), RedisCommand(hset)]
+    }
+
+    // MARK: Order lines
+
+    /// Each waiting line into its queue, and its line key, as `apply_event.lua`
+    /// writes them when it queues a line: member `ORDER|LINE|QUANTITY` scored by its
+    /// place, and the hash {decision, status, q, confirmedBy, seq} with no expiry.
+    private func writeQueues(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
+        try db.query("""
+            DECLARE reconcile_waiting NO SCROLL CURSOR FOR
+            SELECT b.sku, b.location_id, b.order_id, b.line_id, b.quantity, b.queue_seq,
+                   coalesce(a.decision, 'backordered') AS decision, coalesce(a.confirmed_by, b.queued_by, '') AS confirmed_by
+            FROM backorders b LEFT JOIN allocations a ON a.order_id = b.order_id AND a.line_id = b.line_id
+            WHERE b.status = 'waiting'
+            ORDER BY b.sku, b.location_id, b.queue_seq, b.order_id, b.line_id
+            """)
+        // A queue may run over two chunks: it is emptied only when first met.
+        var lastQueue: String?
+        try fetchAll("reconcile_waiting", db) { rows in
+            var groups: [[RedisCommand]] = []
+            var current: (queue: String, zadd: [any RedisArgument], lines: [RedisCommand], first: Bool)?
+            func close() {
+                guard let queue = current else { return }
+                groups.append((queue.first ? [RedisCommand("DEL", queue.queue)] : []) + [RedisCommand(queue.zadd)] + queue.lines)
+                current = nil
+            }
+            for row in rows {
+                let sku = try row["sku"].string()
+                let orderId = try row["order_id"].string()
+                let lineId = try row["line_id"].string()
+                let quantity = try row["quantity"].int()
+                let seq = try row["queue_seq"].int()
+                let queue = RedisKeys.backorders(sku: sku, location: try row["location_id"].string())
+                if current?.queue != queue {
+                    close()
+                    let first = lastQueue != queue
+                    if first { summary.backorderQueuesWritten += 1 }
+                    lastQueue = queue
+                    current = (queue, ["ZADD", queue], [], first)
+                }
+                current!.zadd += [seq, "\(orderId)|\(lineId)|\(quantity)"] as [any RedisArgument]
+                let line = RedisKeys.orderLine(sku: sku, orderId: orderId, lineId: lineId)
+                current!.lines.append(RedisCommand("DEL", line))
+                current!.lines.append(RedisCommand("HSET", line, "decision", try row["decision"].string(), "status", "backordered",
+                                                   "q", quantity, "confirmedBy", try row["confirmed_by"].string(), "seq", seq))
+                summary.waitingLinesWritten += 1
+            }
+            close()
+            try runAtomically(groups)
+        }
+    }
+
+    /// Each SKU's backorder sequence at least PostgreSQL's highest place for it, so
+    /// that lines queued after the repair sort behind the waiting ones.
+    private func writeSequences(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
+        try db.query("""
+            DECLARE reconcile_sequences NO SCROLL CURSOR FOR
+            SELECT sku, max(queue_seq) AS seq FROM backorders GROUP BY sku HAVING max(queue_seq) > 0
+            """)
+        try fetchAll("reconcile_sequences", db) { rows in
+            let sequences = try rows.map { (key: RedisKeys.backorderSequence(sku: try $0["sku"].string()), seq: try $0["seq"].int()) }
+            let current = try hot.pipeline(sequences.map { RedisCommand("GET", $0.key) })
+            // A key of another type reads as 0, and is overwritten.
+            let raises = zip(sequences, current).filter { sequence, reply in (reply.string.flatMap(LiveHash.integer) ?? 0) < sequence.seq }
+                .map { sequence, _ in RedisCommand("SET", sequence.key, sequence.seq) }
+            for reply in try hot.pipeline(raises) { _ = try reply.get() }
+            summary.backorderSequencesWritten += raises.count
+        }
+    }
+
+    /// The tally `apply_event.lua` keeps per SKU, location and order: the picks
+    /// (INCRBY, the key's expiry renewed at each pick), less what each cancellation
+    /// of an allocated line used up (the line's quantity less what it released).
+    /// The key expires `deduplicationWindow` after the last pick, so only the
+    /// picks since the last gap that long count, and only tallies whose last pick
+    /// is within the window are written, with the expiry they had left.
+    private func writePickTallies(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
+        let window = Double(deduplicationWindow.components.seconds) + Double(deduplicationWindow.components.attoseconds) / 1e18
+        try db.query("""
+            DECLARE reconcile_picks NO SCROLL CURSOR FOR
+            WITH recent AS (
+                SELECT DISTINCT t.sku, t.location_id, e.payload::json ->> 'orderId' AS order_id
+                FROM inventory_events e JOIN inventory_transactions t ON t.event_id = e.event_id
+                WHERE e.event_type = \(EventType.pickComplete.rawValue) AND t.d_picked <> 0
+                  AND e.applied_at > now() - make_interval(secs => \(window)::float8)
+            ), picks AS (
+                SELECT r.sku, r.location_id, r.order_id, t.d_picked AS quantity, e.applied_at AS at
+                FROM recent r
+                JOIN inventory_transactions t ON t.sku = r.sku AND t.location_id = r.location_id
+                                             AND t.event_type = \(EventType.pickComplete.rawValue) AND t.d_picked <> 0
+                JOIN inventory_events e ON e.event_id = t.event_id AND e.payload::json ->> 'orderId' = r.order_id
+            ), starts AS (
+                SELECT *, CASE WHEN at - lag(at) OVER w < make_interval(secs => \(window)::float8) THEN 0 ELSE 1 END AS starts
+                FROM picks WINDOW w AS (PARTITION BY sku, location_id, order_id ORDER BY at)
+            ), sessions AS (
+                SELECT *, sum(starts) OVER (PARTITION BY sku, location_id, order_id ORDER BY at ROWS UNBOUNDED PRECEDING) AS session
+                FROM starts
+            ), last AS (
+                SELECT sku, location_id, order_id, sum(quantity) AS picked, min(at) AS since, max(at) AS last_pick
+                FROM (SELECT *, max(session) OVER (PARTITION BY sku, location_id, order_id) AS last_session FROM sessions) s
+                WHERE session = last_session
+                GROUP BY sku, location_id, order_id
+            )
+            SELECT p.sku, p.location_id, p.order_id, (p.picked - coalesce(u.used, 0))::bigint AS tally,
+                   greatest(1, ceil(extract(epoch FROM p.last_pick + make_interval(secs => \(window)::float8) - now())))::bigint AS ttl
+            FROM last p
+            LEFT JOIN LATERAL (
+                SELECT sum(a.quantity - a.released) AS used FROM allocations a
+                WHERE a.order_id = p.order_id AND a.sku = p.sku AND a.location_id = p.location_id
+                  AND a.status = 'cancelled' AND a.decision <> 'cancelled' AND a.cancelled_at >= p.since
+                  -- A line cancelled while it waited in the queue had nothing picked.
+                  AND NOT EXISTS (SELECT 1 FROM backorders b
+                                  WHERE b.order_id = a.order_id AND b.line_id = a.line_id AND b.status = 'dropped')
+            ) u ON true
+            WHERE p.picked - coalesce(u.used, 0) > 0
+            """)
+        try fetchAll("reconcile_picks", db) { rows in
+            let commands = try rows.map { row in
+                RedisCommand("SET", RedisKeys.picked(sku: try row["sku"].string(), location: try row["location_id"].string(),
+                                                     orderId: try row["order_id"].string()),
+                             try row["tally"].int(), "EX", try row["ttl"].int())
+            }
+            for reply in try hot.pipeline(commands) { _ = try reply.get() }
+            summary.pickTalliesWritten += commands.count
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// Every chunk of an open cursor, `writeChunk` rows at a time; then closes it.
+    private func fetchAll(_ cursor: StaticString, _ db: PostgresConnection, _ body: ([PostgresRow]) throws -> Void) throws {
+        while true {
+            let rows = try db.query(PostgresQuery(unsafeSQL: "FETCH FORWARD \(max(1, writeChunk)) FROM \(cursor)")).rows
+            guard !rows.isEmpty else { break }
+            try body(rows)
+        }
+        try db.query(PostgresQuery(unsafeSQL: "CLOSE \(cursor)"))
+    }
+
+    /// Deletes every key matching `pattern`, a SCAN page per pipeline (one UNLINK per
+    /// key: each stays within its slot). Returns how many there were.
+    private func deleteAll(_ pattern: String) throws -> Int {
+        var deleted = 0
+        try scan(pattern) { keys in
+            for reply in try hot.pipeline(keys.map { RedisCommand("UNLINK", $0) }) { deleted += Int(try reply.get().int ?? 0) }
+        }
+        return deleted
+    }
+
+    /// Each group as one MULTI/EXEC, all groups in one pipeline. Every group touches
+    /// one SKU's keys (one Redis Cluster slot).
+    private func runAtomically(_ groups: [[RedisCommand]]) throws {
+        guard !groups.isEmpty else { return }
+        var commands: [RedisCommand] = []
+        var execs: [Int] = []
+        for group in groups {
+            commands.append(RedisCommand("MULTI"))
+            commands += group
+            commands.append(RedisCommand("EXEC"))
+            execs.append(commands.count - 1)
+        }
+        let replies = try hot.pipeline(commands)
+        for index in execs {
+            guard let results = try replies[index].get().array else {
+                throw RedisError.unexpectedReply("EXEC returned \(replies[index])")
+            }
+            for result in results { _ = try result.get() }
+        }
+    }
+
+    private func invalidateDisplay(skus: [String], _ summary: inout RepairSummary) throws {
+        guard let displayCache else { return }
+        let unique = Array(Set(skus))
+        for reply in try displayCache.pipeline(unique.map { RedisCommand("UNLINK", RedisKeys.display(sku: $0)) }) {
+            summary.displayEntriesInvalidated += Int(try reply.get().int ?? 0)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// A TCP relay in front of a real server: the worker connects through it, and the
+/// test cuts it (every connection reset, the port refusing) and restores it on the
+/// same port. To the worker that is the server going down and coming back.
+public final class TCPRelay: @unchecked Sendable {
+    public let port: UInt16
+    private let upstreamHost: String
+    private let upstreamPort: UInt16
+    private let lock = NSLock()
+    private var listener: Int32 = -1
+    private var sockets: Set<Int32> = []
+
+    public init(upstreamHost: String, upstreamPort: UInt16) throws {
+        self.upstreamHost = upstreamHost
+        self.upstreamPort = upstreamPort
+        let probe = try Self.listen(port: 0)
+        port = Self.boundPort(probe)
+        close(probe)
+        try start()
+    }
+
+    /// Listens again on the same port.
+    public func start() throws {
+        let listener = try Self.listen(port: port)
+        lock.withLock { self.listener = listener }
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                guard let upstream = try? Self.connect(host: upstreamHost, port: upstreamPort) else {
+                    close(client)
+                    continue
+                }
+                let open = lock.withLock { () -> Bool in
+                    guard self.listener == listener else { return false }
+                    sockets.formUnion([client, upstream])
+                    return true
+                }
+                guard open else {
+                    close(client)
+                    close(upstream)
+                    return
+                }
+                for (from, to) in [(client, upstream), (upstream, client)] {
+                    Thread.detachNewThread { Self.pump(from: from, to: to) }
+                }
+            }
+        }
+    }
+
+    /// Resets every connection and stops listening: connecting is refused.
+    public func stop() {
+        lock.withLock {
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+            listener = -1
+            for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+            sockets.removeAll()
+        }
+    }
+
+    deinit { stop() }
+
+    private static func pump(from: Int32, to: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(from, &buffer, buffer.count)
+            guard count > 0 else { break }
+            var sent = 0
+            while sent < count {
+                let written = buffer[sent..<count].withUnsafeBytes { write(to, $0.baseAddress, $0.count) }
+                guard written > 0 else { break }
+                sent += written
+            }
+            guard sent == count else { break }
+        }
+        shutdown(from, Int32(SHUT_RDWR))
+        shutdown(to, Int32(SHUT_RDWR))
+    }
+
+    private static func listen(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, Glibc.listen(fd, 64) == 0 else {
+            close(fd)
+            throw RelayError(description: "cannot listen on 127.0.0.1:\(port): errno \(errno)")
+        }
+        return fd
+    }
+
+    private static func boundPort(_ fd: Int32) -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    private static func connect(host: String, port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr(host == "localhost" ? "127.0.0.1" : host)
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else {
+            close(fd)
+            throw RelayError(description: "cannot connect to \(host):\(port)")
+        }
+        return fd
+    }
+
+    public struct RelayError: Error, CustomStringConvertible {
+        public let description: String
+    }
+}
+
+/// A Redis server of the test's own, killed and started again (same port, no
+/// persistence): for what a Redis outage does.
+public final class PrivateRedis: @unchecked Sendable {
+    public let port: UInt16
+    private var process: Process?
+
+    public init() throws {
+        let probe = try TCPRelay(upstreamHost: "127.0.0.1", upstreamPort: 1)
+        port = probe.port
+        probe.stop()
+        try start()
+    }
+
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        // Ready when it accepts a connection.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            close(fd)
+            if connected == 0 { return }
+            usleep(50_000)
+        }
+        throw TCPRelay.RelayError(description: "redis-server did not start on port \(port)")
+    }
+
+    /// Kills the server (SIGKILL: a child spawned from a test thread may have
+    /// SIGTERM blocked) and waits until it is gone.
+    public func stop() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        while process.isRunning { usleep(20_000) }
+        self.process = nil
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// What an operator types: `config`, bad flags, and what reaches the logs.
+@Suite struct OperatorCommandTests {
+    static let secrets = (
+        kafka: "kafka-secret-\(UUID().uuidString.prefix(6))",
+        flagRedis: "flag-redis-secret-\(UUID().uuidString.prefix(6))"
+    )
+
+    @Test func configShowsEverySettingWithItsSourceAndNoSecret() async throws {
+        let f = try await PipelineFixture.create()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("wms-\(f.id).env").path
+        try "WMS_KAFKA_GROUP_ID=from-file\nWMS_BACKORDER_POLICY=fill-what-fits\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let environment = f.workerEnvironment.merging([
+            "WMS_CONFIG_FILE": file, "WMS_KAFKA_PROPERTIES": "sasl.password=\(Self.secrets.kafka);sasl.username=shown-user",
+        ]) { $1 }
+        let worker = try WorkerProcess(["config", "--kafka-group-id", "from-flag", "--display-cache-url", "redis://:\(Self.secrets.flagRedis)@cache:6379/3"],
+                                       environment: environment)
+        #expect(try await blocking { try worker.waitForExit(timeout: .seconds(30)) } == 0)
+        let output = worker.log
+        let lines = Dictionary(output.split(separator: "\n").compactMap { line -> (String, [String])? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            return fields.count >= 2 ? (fields[0], Array(fields.dropFirst())) : nil
+        }, uniquingKeysWith: { $1 })
+        #expect(lines["WMS_KAFKA_GROUP_ID"] == ["flag", "from-flag"])
+        #expect(lines["WMS_BACKORDER_POLICY"] == ["file", "fill-what-fits"])
+        #expect(lines["WMS_TOPICS"] == ["environment", f.topics.joined(separator: ",")])
+        #expect(lines["WMS_SHUTDOWN_TIMEOUT"] == ["default", "30"])
+        #expect(lines["WMS_DISPLAY_CACHE_URL"] == ["flag", "redis://:***@cache:6379/3"])
+        #expect(lines["WMS_KAFKA_PROPERTIES"] == ["environment", "sasl.password=***;sasl.username=shown-user"])
+        for secret in [Self.secrets.kafka, Self.secrets.flagRedis] + Self.passwords() {
+            #expect(!output.contains(secret), "a secret in `config`:\n\(output)")
+        }
+
+        let json = try WorkerProcess(["config", "--json"], environment: environment)
+        #expect(try await blocking { try json.waitForExit(timeout: .seconds(30)) } == 0)
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.log.utf8)) as? [[String: String]]
+        #expect(decoded?.first { $0["name"] == "WMS_KAFKA_GROUP_ID" }?["source"] == "file")
+        try await f.schema.drop()
+    }
+
+    @Test func aBadFlagOrSettingStopsTheProgramNamingIt() async throws {
+        let f = try await PipelineFixture.create()
+        for (arguments, environment, message) in [
+            (["run", "--kafka-broker", "x"], [:], "Unknown option '--kafka-broker'"),
+            (["run", "--http-addr", "nowhere"], [:], "setting WMS_HTTP_ADDR (flag --http-addr): 'nowhere' is not host:port"),
+            (["run"], ["WMS_REDIS_URL": "redis://:leaked-\(f.id)@host:notaport/0"], "setting WMS_REDIS_URL: "),
+            (["migrate"], ["WMS_POSTGRES_URL": ""], "setting WMS_POSTGRES_URL: is not set"),
+            (["config"], ["WMS_LOG_FORMAT": "yaml"], "setting WMS_LOG_FORMAT: 'yaml' is not one of logfmt, json"),
+        ] as [([String], [String: String], String)] {
+            let worker = try WorkerProcess(arguments, environment: f.workerEnvironment.merging(environment) { $1 })
+            let status = try await blocking { try worker.waitForExit(timeout: .seconds(30)) }
+            #expect(status != 0, "\(arguments) \(environment)")
+            #expect(worker.log.contains(message), "\(arguments): \(worker.log)")
+            #expect(!worker.log.contains("leaked-"))
+            #expect(!worker.log.contains("connected to"), "it connected before refusing: \(worker.log)")
+        }
+        try await f.schema.drop()
+    }
+
+    /// A run at debug level, with a secret librdkafka property and the real
+    /// passwords of Redis and PostgreSQL: none of them reaches a log line.
+    @Test func secretsNeverReachTheLogs() async throws {
+        let f = try await PipelineFixture.create()
+        try await blocking { try f.produce(["{broken", WMSEvents.receiving("\(f.id)-1", at: "FC1", [(f.sku("A"), 2)])]) }
+        for format in ["logfmt", "json"] {
+            let worker = try WorkerProcess(["run"], environment: f.workerEnvironment.merging([
+                // A group per run: each reads the two messages from the start.
+                "WMS_KAFKA_GROUP_ID": "\(f.group)-\(format)", "WMS_LOG_LEVEL": "debug", "WMS_LOG_FORMAT": format, "WMS_KAFKA_PROPERTIES": "ssl.key.password=\(Self.secrets.kafka)",
+            ]) { $1 })
+            let base = try await blocking { try worker.httpBase() }
+            _ = await waitForHTTP(base + "/metrics", timeout: .seconds(60)) { metricValue($0?.body ?? "", "wms_dead_letters_total") == 1 }
+            worker.signal(SIGTERM)
+            #expect(try await blocking { try worker.waitForExit(timeout: .seconds(40)) } == 0)
+            let log = worker.log
+            #expect(log.contains("connected to PostgreSQL"))
+            for secret in [Self.secrets.kafka] + Self.passwords() {
+                #expect(!log.contains(secret), "a secret in the \(format) log")
+            }
+            // Structured: every line parses as the format says, and carries the group.
+            let lines = log.split(separator: "\n")
+            #expect(lines.count > 5)
+            for line in lines {
+                if format == "json" {
+                    let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+                    #expect(object?["level"] != nil && object?["msg"] != nil, "not a JSON log line: \(line)")
+                } else {
+                    #expect(line.hasPrefix("time=") && line.contains(" level=") && line.contains(" msg="), "not a logfmt line: \(line)")
+                }
+            }
+            #expect(lines.filter { $0.contains(#"dead-letter"#) }.allSatisfy { $0.contains(f.group) })
+        }
+        try await f.schema.drop()
+    }
+
+    /// The passwords of the local services, from their URLs.
+    static func passwords() -> [String] {
+        [TestEnvironment.redisURL, TestEnvironment.postgresURL].compactMap { URLComponents(string: $0)?.password }.filter { $0.count >= 4 }
+    }
+}

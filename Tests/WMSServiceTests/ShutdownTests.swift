@@ -1,0 +1,80 @@
+import Foundation
+import Kafka
+import Testing
+import TestSupport
+
+/// Section 7: SIGTERM stops fetching, finishes and commits the batch in hand,
+/// leaves the group and exits 0. Nothing is lost or applied twice, and the
+/// partitions move to the other member at once, not after its session timeout.
+@Suite struct ShutdownTests {
+    @Test func sigtermMidStreamExitsCleanlyAndHandsThePartitionsOver() async throws {
+        let f = try await PipelineFixture.create()
+        let skus = (0..<12).map { f.sku("S\($0)") }
+        let total = 3000
+        let receipts = (0..<total).map { WMSEvents.receiving("\(f.id)-\($0)", at: "FC\($0 % 2)", [(skus[$0 % 12], 1 + $0 % 5)]) }
+        let expected = (0..<total).reduce(into: [String: Int64]()) { sums, index in
+            sums["\(skus[index % 12])@FC\(index % 2)", default: 0] += Int64(1 + index % 5)
+        }
+        // A session timeout far longer than the test's bound: only a LeaveGroup
+        // moves the partitions in time.
+        let environment = f.workerEnvironment.merging([
+            "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=45000;heartbeat.interval.ms=500",
+        ]) { $1 }
+
+        // A steady stream over all four partitions while the workers run.
+        let producing = Task.detached {
+            for (index, start) in stride(from: 0, to: total, by: 100).enumerated() {
+                try f.produce(Array(receipts[start..<start + 100]), partition: Int32(index % 4))
+                try await Task.sleep(for: .milliseconds(150))
+            }
+        }
+        let first = try WorkerProcess(["run"], environment: environment)
+        _ = try await blocking { try first.httpBase() }
+        #expect(await Self.waitForEvents(f, atLeast: 300, timeout: .seconds(60)), "\(first.log.suffix(2000))")
+        let second = try WorkerProcess(["run"], environment: environment)
+        let secondBase = try await blocking { try second.httpBase() }
+        // Both hold partitions: the group has been shared.
+        let shared = await waitForHTTP(secondBase + "/metrics", timeout: .seconds(60)) { answer in
+            (metricValue(answer?.body ?? "", "wms_assigned_partitions") ?? 0) >= 1
+        }
+        #expect((metricValue(shared?.body ?? "", "wms_assigned_partitions") ?? 0) < 4, "the second worker never shared the group")
+
+        first.signal(SIGTERM)
+        let signalled = ContinuousClock.now
+        let status = try await blocking { try first.waitForExit(timeout: .seconds(40)) }
+        let exitedAfter = ContinuousClock.now - signalled
+        #expect(status == 0, "\(first.log.suffix(3000))")
+        #expect(first.log.contains("stopping: leaving the consumer group"))
+        let takenOver = await waitForHTTP(secondBase + "/metrics", timeout: .seconds(30)) { answer in
+            metricValue(answer?.body ?? "", "wms_assigned_partitions") == 4
+        }
+        let handedOverAfter = ContinuousClock.now - signalled
+        #expect(metricValue(takenOver?.body ?? "", "wms_assigned_partitions") == 4)
+        #expect(handedOverAfter < .seconds(15), "partitions moved after \(handedOverAfter) (exit after \(exitedAfter))")
+
+        try await producing.value
+        #expect(await Self.waitForEvents(f, atLeast: Int64(total), timeout: .seconds(90)), "\(second.log.suffix(2000))")
+        second.signal(SIGTERM)
+        #expect(try await blocking { try second.waitForExit(timeout: .seconds(40)) } == 0)
+
+        let (events, ledger, levels) = try await blocking {
+            (try f.query("SELECT count(*) FROM inventory_events").first![0].int(),
+             try f.query("SELECT count(*) FROM inventory_transactions").first![0].int(), try f.postgresLevels())
+        }
+        #expect(events == Int64(total))
+        #expect(ledger == Int64(total))
+        #expect(levels.mapValues { $0[0] } == expected)
+        let redis = try await blocking { try f.redisLevels(expected.keys) }
+        #expect(redis.mapValues { $0[0] } == expected)
+        try await f.schema.drop()
+    }
+
+    static func waitForEvents(_ f: PipelineFixture, atLeast count: Int64, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let n = try? await blocking("count", { try f.query("SELECT count(*) FROM inventory_events").first![0].int() }), n >= count { return true }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return false
+    }
+}
