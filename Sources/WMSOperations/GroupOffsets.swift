@@ -58,9 +58,16 @@ public enum GroupOffsets {
         let all = Set(try settings.topics.flatMap { topic in
             (0..<Int32(try consumer.partitionCount(of: topic, timeout: .seconds(10)))).map { KafkaTopicPartition(topic: topic, partition: $0) }
         })
+        // Given only a share, wait a little for a member that was leaving; a share
+        // that lasts means others are active.
         let deadline = ContinuousClock.now + timeout
+        var firstShare: ContinuousClock.Instant?
         while consumer.assignment != all, ContinuousClock.now < deadline, !shouldStop() {
             _ = try consumer.poll(maxMessages: 1, timeout: .milliseconds(200))
+            if !consumer.assignment.isEmpty, consumer.assignment != all {
+                firstShare = firstShare ?? .now
+                if ContinuousClock.now - firstShare! > .seconds(10) { break }
+            }
         }
         guard !shouldStop() else {
             try consumer.close()

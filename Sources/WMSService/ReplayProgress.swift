@@ -2,13 +2,20 @@ import Foundation
 import ServiceLifecycle
 import WMSPipeline
 
-/// `replay`'s progress on a terminal: events replayed, lag left, rate and time to
-/// go, a line every few seconds until the worker has caught up.
+/// `replay`'s progress on a terminal: messages replayed of those the replay moved
+/// back, rate, time to go and the consumer lag, a line every few seconds until it
+/// has read them all.
 struct ReplayProgress: Service {
     let status: PipelineStatus
+    /// Messages the moved offsets put back in front of the group.
+    let planned: Int64
     var interval: Duration = .seconds(2)
 
     func run() async throws {
+        guard planned > 0 else {
+            Self.print("replay: nothing to read again; running on as the daemon")
+            return
+        }
         // Shutdown cancels the sleep: a normal end, not a failure of the group.
         try? await cancelWhenGracefulShutdown {
             let started = ContinuousClock.now
@@ -19,18 +26,15 @@ struct ReplayProgress: Service {
                 let now = ContinuousClock.now
                 window.append((now, snapshot.eventsDone))
                 window.removeAll { now - $0.at > .seconds(10) }
-                let rate = Self.rate(window)
-                guard let lag = snapshot.lag else {
-                    Self.print("replay: joining the group and reading… \(snapshot.eventsDone) messages so far")
-                    continue
-                }
-                if lag == 0, snapshot.eventsDone > 0 {
-                    let seconds = Double((now - started).components.seconds)
-                    Self.print("replay: caught up, \(snapshot.eventsDone) messages in \(Int(seconds)) s; running on as the daemon")
+                let done = Int64(snapshot.eventsDone)
+                if done >= planned {
+                    Self.print("replay: caught up, \(done) messages read again in \((now - started).components.seconds) s; running on as the daemon")
                     return
                 }
-                let eta = rate > 0 ? "\(Int((Double(lag) / rate).rounded(.up))) s to go" : "time to go unknown"
-                Self.print("replay: \(snapshot.eventsDone) messages replayed, lag \(lag), \(Int(rate)) messages/s, \(eta)")
+                let rate = Self.rate(window)
+                let eta = rate > 0 ? "~\(Int((Double(planned - done) / rate).rounded(.up))) s to go" : "time to go unknown"
+                let lag = snapshot.lag.map { ", lag \($0)" } ?? ""
+                Self.print("replay: \(done) of \(planned) messages read again, \(Int(rate)) messages/s, \(eta)\(lag)")
             }
         }
     }

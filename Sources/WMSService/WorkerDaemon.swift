@@ -13,13 +13,14 @@ import WMSPipeline
 public struct WorkerDaemon {
     let settings: Settings
     let registry: PrometheusCollectorRegistry
-    let showProgress: Bool
+    /// For `replay` on a terminal: the messages it put back, to show progress against.
+    let replayProgress: Int64?
     let logger: Logger
 
-    public init(settings: Settings, registry: PrometheusCollectorRegistry, showProgress: Bool = false, logger: Logger) {
+    public init(settings: Settings, registry: PrometheusCollectorRegistry, replayProgress: Int64? = nil, logger: Logger) {
         self.settings = settings
         self.registry = registry
-        self.showProgress = showProgress
+        self.replayProgress = replayProgress
         self.logger = logger
     }
 
@@ -36,8 +37,9 @@ public struct WorkerDaemon {
             .init(service: HTTPEndpoint.application(address: settings.httpAddress, readiness: readiness, registry: registry, logger: logger),
                   serviceName: "http"),
         ]
-        if showProgress {
-            services.append(.init(service: ReplayProgress(status: status), successTerminationBehavior: .ignore, serviceName: "replay-progress"))
+        if let replayProgress {
+            services.append(.init(service: ReplayProgress(status: status, planned: replayProgress), successTerminationBehavior: .ignore,
+                                  serviceName: "replay-progress"))
         }
         // Last, so that it is the first to be shut down: the endpoint keeps answering
         // (not ready) while the batch in hand is finished.

@@ -47,7 +47,7 @@ struct Replay: AsyncParsableCommand {
         let (topic, partition, dryRun) = (self.topic, self.partition, self.dryRun)
         let thread = DedicatedThread(name: "wms.replay")
         defer { thread.stop() }
-        try await thread.run {
+        let planned = try await thread.run { () throws -> Int64 in
             if dryRun {
                 let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
                 let moves = try GroupOffsets.plan(consumer, settings: settings, start: start, topic: topic, partition: partition)
@@ -55,19 +55,21 @@ struct Replay: AsyncParsableCommand {
                 Self.say("dry run: group \(settings.groupID) would replay \(moves.count) partitions:")
                 moves.forEach { Self.say("  \($0.description)") }
                 Self.say("dry run: \(moves.map(\.messagesToRead).reduce(0, +)) messages would be read again; nothing was changed")
-                return
+                return 0
             }
             Self.say("replay: joining group \(settings.groupID) alone to move its offsets (every other worker of the group must be stopped)")
-            guard let consumer = try GroupOffsets.joinAlone(settings: settings, logger: logger, shouldStop: { false }) else { return }
+            guard let consumer = try GroupOffsets.joinAlone(settings: settings, logger: logger, shouldStop: { false }) else { return 0 }
             let moves = try GroupOffsets.plan(consumer, settings: settings, start: start, topic: topic, partition: partition)
             moves.forEach { Self.say("replay \($0.description)") }
             try GroupOffsets.commit(moves, with: consumer)
             try consumer.close()
             Self.say("replay: offsets moved for \(moves.count) partitions, \(moves.map(\.messagesToRead).reduce(0, +)) messages to read again; running")
             logger.notice("group offsets moved back", metadata: ["partitions": "\(moves.count)"])
+            return moves.map(\.messagesToRead).reduce(0, +)
         }
         guard !dryRun else { return }
-        try await WorkerDaemon(settings: settings, registry: WorkerMetrics.bootstrap(), showProgress: progress ?? (isatty(STDOUT_FILENO) == 1),
+        let showProgress = progress ?? (isatty(STDOUT_FILENO) == 1)
+        try await WorkerDaemon(settings: settings, registry: WorkerMetrics.bootstrap(), replayProgress: showProgress ? planned : nil,
                                logger: logger).run()
     }
 
