@@ -42,6 +42,17 @@ import TestSupport
         try await f.schema.drop()
     }
 
+    /// The example settings file shipped for systemd is one the worker reads.
+    @Test func theShippedSettingsFileIsValid() async throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("deploy/systemd/wms-worker.env.example").path
+        let worker = try WorkerProcess(["config", "--config-file", example], environment: [:])
+        #expect(try await blocking { try worker.waitForExit(timeout: .seconds(30)) } == 0, "\(worker.log)")
+        #expect(worker.log.contains("WMS_POSTGRES_URL               file         postgresql://wms:***@postgres.example.internal:5432/wms?sslmode=verify-full"),
+                "\(worker.log)")
+        #expect(!worker.log.contains("CHANGE-ME"))
+    }
+
     @Test func aBadFlagOrSettingStopsTheProgramNamingIt() async throws {
         let f = try await PipelineFixture.create()
         for (arguments, environment, message) in [
