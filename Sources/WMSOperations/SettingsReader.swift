@@ -31,6 +31,12 @@ public struct InvalidSetting: Error, CustomStringConvertible {
     public let source: SettingSource?
     public let problem: String
 
+    public init(setting: SettingDefinition, source: SettingSource?, problem: String) {
+        self.setting = setting
+        self.source = source
+        self.problem = problem
+    }
+
     public var description: String {
         let origin = switch source {
         case .flag: " (flag \(setting.flag))"

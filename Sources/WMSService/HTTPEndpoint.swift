@@ -3,13 +3,34 @@ import Hummingbird
 import Logging
 import NIOCore
 import Prometheus
+import ServiceLifecycle
 import WMSOperations
 
 /// `/healthz` (the process answers), `/readyz` (200 when ready, 503 and the
 /// failing checks otherwise, as JSON) and `/metrics` (Prometheus text format).
 public enum HTTPEndpoint {
-    public static func application(address: HTTPAddress, readiness: Readiness, registry: PrometheusCollectorRegistry,
-                                   logger: Logger) -> some ApplicationProtocol {
+    /// The endpoint as a service; a server that cannot listen stops the worker with
+    /// an error naming the setting.
+    public static func service(address: HTTPAddress, readiness: Readiness, registry: PrometheusCollectorRegistry,
+                               logger: Logger) -> some Service {
+        ListeningService(address: address, application: application(address: address, readiness: readiness, registry: registry, logger: logger))
+    }
+
+    struct ListeningService<App: ApplicationProtocol>: Service {
+        let address: HTTPAddress
+        let application: App
+
+        func run() async throws {
+            do {
+                try await application.run()
+            } catch let error where !(error is CancellationError) {
+                throw InvalidSetting(setting: .httpAddress, source: nil, problem: "the HTTP endpoint cannot serve on \(address): \(error)")
+            }
+        }
+    }
+
+    static func application(address: HTTPAddress, readiness: Readiness, registry: PrometheusCollectorRegistry,
+                            logger: Logger) -> some ApplicationProtocol {
         let router = Router()
         router.get("healthz") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok\n")))

@@ -27,10 +27,17 @@ public struct PipelineService: Service {
         let stop = StopFlag()
         let thread = DedicatedThread(name: "wms.pipeline")
         defer { thread.stop() }
-        try await withGracefulShutdownHandler {
-            try await thread.run { try runPipeline(stop: stop) }
-        } onGracefulShutdown: {
-            logger.info("shutting down: finishing the batch in hand")
+        // A graceful shutdown lets the batch in hand finish; so does a cancellation
+        // (another service of the group failed): a blocking loop cannot be
+        // interrupted, only asked to stop.
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await thread.run { try runPipeline(stop: stop) }
+            } onGracefulShutdown: {
+                logger.info("shutting down: finishing the batch in hand")
+                stop.raise()
+            }
+        } onCancel: {
             stop.raise()
         }
     }

@@ -34,7 +34,7 @@ public struct WorkerDaemon {
         // description, settings and all.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: probe, serviceName: "health-probe"),
-            .init(service: HTTPEndpoint.application(address: settings.httpAddress, readiness: readiness, registry: registry, logger: logger),
+            .init(service: HTTPEndpoint.service(address: settings.httpAddress, readiness: readiness, registry: registry, logger: logger),
                   serviceName: "http"),
         ]
         if let replayProgress {

@@ -42,6 +42,18 @@ import TestSupport
         try await f.schema.drop()
     }
 
+    /// A port already taken stops the worker at once, naming the setting, instead
+    /// of a daemon running blind (and its shutdown still leaves the group).
+    @Test func anHTTPAddressInUseStopsTheWorker() async throws {
+        let f = try await PipelineFixture.create()
+        let taken = try TCPRelay(upstreamHost: "127.0.0.1", upstreamPort: 1)
+        let worker = try WorkerProcess(["run", "--http-addr", "127.0.0.1:\(taken.port)"], environment: f.workerEnvironment)
+        #expect(try await blocking { try worker.waitForExit(timeout: .seconds(30)) } == 1)
+        #expect(worker.log.contains("setting WMS_HTTP_ADDR: the HTTP endpoint cannot serve on 127.0.0.1:\(taken.port)"), "\(worker.log)")
+        taken.stop()
+        try await f.schema.drop()
+    }
+
     /// The example settings file shipped for systemd is one the worker reads.
     @Test func theShippedSettingsFileIsValid() async throws {
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
