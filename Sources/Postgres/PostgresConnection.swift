@@ -146,7 +146,7 @@ public final class PostgresConnection {
         guard PQstatus(connection) == CONNECTION_OK else {
             let message = Self.errorMessage(connection)
             PQfinish(connection)
-            throw .connection("\(redactedURL): \(message)", retriable: Self.isTransientConnectFailure(message))
+            throw .connection("\(redactedURL): \(Self.scrub(message, of: url))", retriable: Self.isTransientConnectFailure(message))
         }
         // Notices ("relation already exists, skipping") would go to stderr; they are not errors.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
@@ -215,23 +215,53 @@ public final class PostgresConnection {
         guard let options = PQconninfoParse(url, &error) else {
             let detail = error.map { String(cString: $0) } ?? "unparseable"
             PQfreemem(error)
-            throw .invalidURL("\(detail.trimmingCharacters(in: .whitespacesAndNewlines)) in \(redacted)")
+            throw .invalidURL("\(scrub(detail.trimmingCharacters(in: .whitespacesAndNewlines), of: url)) in \(redacted)")
         }
         PQconninfoFree(options)
     }
 
-    /// Replaces the password (between `user:` and `@`, or a `password=` parameter) by `***`.
+    /// Replaces the password (between `user:` and the last `@`, and every
+    /// `…password=` parameter) by `***`.
     public static func redact(_ url: String) -> String {
         var url = url
         if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound,
            let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":") {
             url.replaceSubrange(url.index(after: colon)..<at.lowerBound, with: "***")
         }
-        if let parameter = url.range(of: "password=", options: .caseInsensitive) {
+        var searchFrom = url.startIndex
+        while let parameter = url.range(of: "password=", options: .caseInsensitive, range: searchFrom..<url.endIndex) {
             let end = url[parameter.upperBound...].firstIndex(of: "&") ?? url.endIndex
             url.replaceSubrange(parameter.upperBound..<end, with: "***")
+            searchFrom = url.index(parameter.upperBound, offsetBy: 3)
         }
         return url
+    }
+
+    /// libpq's messages can quote parts of the URL (a bad percent-encoding, a host
+    /// name cut from a password holding an `@`): every piece of a password in
+    /// `url` is masked in `text`.
+    static func scrub(_ text: String, of url: String) -> String {
+        var secrets: [String] = []
+        if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound,
+           let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":") {
+            secrets.append(String(url[url.index(after: colon)..<at.lowerBound]))
+        }
+        var searchFrom = url.startIndex
+        while let parameter = url.range(of: "password=", options: .caseInsensitive, range: searchFrom..<url.endIndex) {
+            let end = url[parameter.upperBound...].firstIndex(of: "&") ?? url.endIndex
+            secrets.append(String(url[parameter.upperBound..<end]))
+            searchFrom = parameter.upperBound
+        }
+        // Pieces too, as libpq may split a password at `@`, `:` or `/`, and its
+        // decoded form.
+        let pieces = secrets.flatMap { secret in
+            [secret, secret.removingPercentEncoding ?? ""] + secret.split(whereSeparator: { "@:/?&".contains($0) }).map(String.init)
+        }
+        var text = text
+        for piece in Set(pieces).filter({ $0.count >= 3 }).sorted(by: { $0.count > $1.count }) {
+            text = text.replacingOccurrences(of: piece, with: "***")
+        }
+        return text
     }
 
     /// Whether libpq can parse `url`, without connecting: settings are checked before

@@ -27,11 +27,15 @@ public struct ReplayMove: Sendable, Codable {
     public let committed: Int64?
     public let target: Int64
     public let high: Int64
+    /// The start asked for lies beyond the group's position: the group stays where
+    /// it is, so that nothing is skipped.
+    public let kept: Bool
 
     public var messagesToRead: Int64 { max(0, high - target) }
 
     public var description: String {
-        "\(topic)[\(partition)]: from offset \(target) (committed was \(committed.map(String.init) ?? "none"), \(messagesToRead) messages to read again)"
+        let kept = self.kept ? "; the time or offset asked for is past it, so the group stays there and skips nothing" : ""
+        return "\(topic)[\(partition)]: from offset \(target) (committed was \(committed.map(String.init) ?? "none"), \(messagesToRead) messages to read\(kept))"
     }
 }
 
@@ -98,13 +102,18 @@ public enum GroupOffsets {
         } else { [:] }
         return try chosen.map { topicPartition in
             let (low, high) = try consumer.watermarks(of: topicPartition, timeout: .seconds(10))
-            let target: Int64 = switch start {
+            let asked: Int64 = switch start {
             case .beginning: low
             case .offset(let offset): min(max(offset, low), high)
             case .time: byTime[topicPartition].map { $0 < 0 ? high : $0 } ?? high
             }
             let was = committed[topicPartition].flatMap { $0 < 0 ? nil : $0 }
-            return ReplayMove(topic: topicPartition.topic, partition: topicPartition.partition, committed: was, target: target, high: high)
+            // A replay only ever moves back: past the group's position it would skip
+            // events never applied (with nothing committed, the group reads from the
+            // first message kept).
+            let target = min(asked, max(was ?? low, low))
+            return ReplayMove(topic: topicPartition.topic, partition: topicPartition.partition, committed: was, target: target, high: high,
+                              kept: target < asked)
         }
     }
 

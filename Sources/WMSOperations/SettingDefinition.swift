@@ -20,9 +20,8 @@ public struct SettingDefinition: Sendable, Hashable, Comparable {
     public var environmentName: String {
         "WMS_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
     }
-    public var flag: String { "--" + key.replacingDots() }
-    /// The flag without its dashes, as ArgumentParser names it.
-    public var flagName: String { key.replacingDots() }
+    /// Derived from the key, but for the librdkafka properties, given one per flag.
+    public var flag: String { self == .kafkaProperties ? "--kafka-property" : "--" + key.replacingDots() }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.key < rhs.key }
 }

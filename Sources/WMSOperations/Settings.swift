@@ -52,7 +52,8 @@ public struct Settings: Sendable {
             let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !names.isEmpty else { throw SettingProblem("names no topic") }
             try names.forEach(Self.checkTopicName)
-            return names
+            var seen = Set<String>()
+            return names.filter { seen.insert($0).inserted }
         } ?? Self.defaultTopics
         redis = try reader.parsed(.redisURL, RedisURL.init) ?? { throw reader.missing(.redisURL) }()
         displayCache = try reader.parsed(.displayCacheURL, RedisURL.init) ?? redis

@@ -149,16 +149,48 @@ struct SettingsReader {
         return layerSources[index]
     }
 
+    /// Properties the worker's guarantees rest on: offsets stored and committed by
+    /// the worker only after effects are durable, an idempotent producer, the
+    /// group named by its own setting.
+    static let reservedProperties = [
+        "group.id": "set WMS_KAFKA_GROUP_ID instead",
+        "enable.auto.commit": "the worker commits offsets itself, after each batch's effects are durable",
+        "enable.auto.offset.store": "the worker stores offsets itself, after each batch's effects are durable",
+        "enable.idempotence": "the worker's producer must be idempotent",
+    ]
+
+    /// `name=value` entries separated by `;` or newlines; `\;` is a `;` inside a
+    /// value. A malformed entry is named by its position only: it may hold a secret.
     static func parseProperties(_ text: String, definition: SettingDefinition, source: SettingSource) throws -> [String: String] {
+        var entries: [String] = [""]
+        var escaped = false
+        for character in text {
+            if escaped {
+                entries[entries.count - 1].append(character == ";" ? ";" : "\\\(character)")
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == ";" || character.isNewline {
+                entries.append("")
+            } else {
+                entries[entries.count - 1].append(character)
+            }
+        }
+        if escaped { entries[entries.count - 1].append("\\") }
         var properties: [String: String] = [:]
-        for entry in text.split(whereSeparator: { $0 == ";" || $0.isNewline }) {
+        for (index, entry) in entries.enumerated() {
             let pair = entry.trimmingCharacters(in: .whitespaces)
             guard !pair.isEmpty else { continue }
             guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                // Show the name part only: the value could be a secret.
-                throw InvalidSetting(setting: definition, source: source, problem: "'\(pair.prefix { $0 != "=" })' is not of the form name=value")
+                throw InvalidSetting(setting: definition, source: source, problem: """
+                    entry \(index + 1) is not of the form name=value (write a ';' inside a value as '\\;')
+                    """)
             }
-            properties[String(pair[..<equals]).trimmingCharacters(in: .whitespaces)] = String(pair[pair.index(after: equals)...])
+            let name = String(pair[..<equals]).trimmingCharacters(in: .whitespaces)
+            if let reason = reservedProperties[name] {
+                throw InvalidSetting(setting: definition, source: source, problem: "\(name) cannot be passed through: \(reason)")
+            }
+            properties[name] = String(pair[pair.index(after: equals)...])
         }
         return properties
     }
@@ -183,7 +215,12 @@ struct SettingsReader {
             guard known.contains(name) else {
                 throw fail("\(path):\(number + 1): unknown setting '\(name.prefix(64))'")
             }
-            values[name] = String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+            var value = String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+            // Quoted as systemd's EnvironmentFile allows: the quotes are not part of it.
+            if value.count >= 2, let quote = value.first, quote == "\"" || quote == "'", value.last == quote {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[name] = value
         }
         return values
     }

@@ -5,7 +5,8 @@ import Redis
 import WMSStore
 
 /// Connecting to the three stores and saying what was found: shared by `check`
-/// (once, then exit), `run` (until every one answers) and the readiness probes.
+/// (once, then exit) and `run` (until every one answers). (The readiness probes
+/// keep connections of their own instead, asked every few seconds.)
 /// Blocking: call on a dedicated thread.
 public struct StoreProbes: Sendable {
     public let settings: Settings

@@ -68,6 +68,7 @@ public final class Pipeline {
         var lastIdleRun = ContinuousClock.now
         var sinceSummary = BatchReport()
         var lastGauges = ContinuousClock.now - .seconds(60)
+        var lastOutboxCount = ContinuousClock.now - .seconds(60)
         defer { status.update { $0.stopped = true } }
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
@@ -88,6 +89,7 @@ public final class Pipeline {
                 lastIdleRun = ContinuousClock.now
                 do {
                     let report = try processor.process([])
+                    metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
                     if !report.decisions.isEmpty { sinceSummary.merge(report) }
                     status.update {
                         $0.failingSince = nil
@@ -106,12 +108,14 @@ public final class Pipeline {
                 do {
                     var report = try processor.process(batch)
                     let committing = ContinuousClock.now
-                    try consumer.commit(Self.nextOffsets(batch))
+                    let offsets = Self.nextOffsets(batch)
+                    try consumer.commit(offsets)
                     report.stepTime["commit"] = ContinuousClock.now - committing
                     faults.reached(.afterCommit)
                     metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
                     status.update {
                         $0.eventsDone += batch.count
+                        $0.committed.merge(offsets) { max($0, $1) }
                         $0.lastCommit = .now
                         $0.failingSince = nil
                         $0.lastError = nil
@@ -147,7 +151,8 @@ public final class Pipeline {
             }
             if ContinuousClock.now - lastGauges >= .seconds(1) {
                 lastGauges = ContinuousClock.now
-                updateGauges(outbox: idleRun || !batch.isEmpty)
+                updateGauges(outbox: ContinuousClock.now - lastOutboxCount >= .seconds(5))
+                if ContinuousClock.now - lastOutboxCount >= .seconds(5) { lastOutboxCount = ContinuousClock.now }
             }
             if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
                 let batches = max(1, sinceSummary.batches)
@@ -170,7 +175,7 @@ public final class Pipeline {
     }
 
     /// Lag per partition (cached watermarks, no round trip) every second; the
-    /// outbox backlog (one indexed count) when a batch or idle run has just written.
+    /// outbox backlog (one count over a partial index) every 5 s.
     private func updateGauges(outbox: Bool) {
         let lag = consumer.lag()
         lagGauges.update(lag, assigned: consumer.assignment)

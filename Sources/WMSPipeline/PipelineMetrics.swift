@@ -1,3 +1,4 @@
+import Foundation
 import Kafka
 import Metrics
 import Postgres
@@ -41,6 +42,9 @@ public struct PipelineMetrics: Sendable {
             ($0, Counter(label: "wms_allocation_lines_total", dimensions: [("outcome", $0)]))
         })
         storeRetries = Dictionary(uniqueKeysWithValues: Self.stores.map { ($0, Counter(label: "wms_store_retries_total", dimensions: [("store", $0)])) })
+        // Since the start until the first batch: "seconds since the last batch"
+        // stays meaningful on a worker that has had nothing to do.
+        lastBatch.record(Date().timeIntervalSince1970)
         stepDurations = Dictionary(uniqueKeysWithValues: Self.steps.map {
             ($0, Timer(label: "wms_batch_step_duration_seconds", dimensions: [("step", $0)]))
         })

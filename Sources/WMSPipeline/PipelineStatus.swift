@@ -17,6 +17,8 @@ public final class PipelineStatus: Sendable {
         /// whose position is known.
         public var lag: Int64?
         public var eventsDone = 0
+        /// Per partition, the offset after the last committed message of this run.
+        public var committed: [KafkaTopicPartition: Int64] = [:]
         public var stopped = false
     }
 

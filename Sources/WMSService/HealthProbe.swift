@@ -68,6 +68,8 @@ public final class HealthProbe: Service, Sendable {
                 try await Task.sleep(for: self.interval)
             }
         }
+        // Closing a client blocks (librdkafka flushes): on the probe's thread.
+        _ = try? await thread.run { connections.close() }
     }
 
     /// The probe's own clients, made again after a failure. Used only on the probe's thread.
@@ -81,6 +83,10 @@ public final class HealthProbe: Service, Sendable {
         init(settings: Settings, logger: Logger) {
             self.settings = settings
             self.logger = logger
+        }
+
+        func close() {
+            (redis, postgres, kafka) = (nil, nil, nil)
         }
 
         func probe() -> [String: Check] {

@@ -13,18 +13,22 @@ import WMSPipeline
 public struct PipelineService: Service {
     let settings: Settings
     let status: PipelineStatus
+    /// Raised by the graceful shutdown, a cancellation, or the daemon's signal
+    /// watchdog (a signal may come before the service group listens for it).
+    let stop: StopFlag
     let faults: FaultPoints
     let logger: Logger
 
-    public init(settings: Settings, status: PipelineStatus, faults: FaultPoints = FaultPoints(), logger: Logger) {
+    public init(settings: Settings, status: PipelineStatus, stop: StopFlag = StopFlag(), faults: FaultPoints = FaultPoints(), logger: Logger) {
         self.settings = settings
         self.status = status
+        self.stop = stop
         self.faults = faults
         self.logger = logger
     }
 
     public func run() async throws {
-        let stop = StopFlag()
+        let stop = self.stop
         let thread = DedicatedThread(name: "wms.pipeline")
         defer { thread.stop() }
         // A graceful shutdown lets the batch in hand finish; so does a cancellation

@@ -35,11 +35,12 @@ public struct Readiness: Sendable {
         guard let lastLoop = snapshot.lastLoop else {
             return .init(ok: false, detail: "not consuming yet" + (snapshot.lastError.map { ": \($0)" } ?? ""))
         }
-        if ContinuousClock.now - lastLoop > .seconds(15) {
-            return .init(ok: false, detail: "the consume loop has not gone round for \(ContinuousClock.now - lastLoop)")
-        }
+        // A failing store first: during a long backoff it is the reason the loop is quiet.
         if snapshot.failingSince != nil {
             return .init(ok: false, detail: "batches fail and are retried: \(snapshot.lastError ?? "")")
+        }
+        if ContinuousClock.now - lastLoop > .seconds(15) {
+            return .init(ok: false, detail: "the consume loop has not gone round for \(ContinuousClock.now - lastLoop)")
         }
         return .init(ok: true, detail: "\(snapshot.assignedPartitions) partitions assigned")
     }

@@ -1,34 +1,50 @@
 import Foundation
+import Kafka
 import ServiceLifecycle
+import WMSOperations
 import WMSPipeline
 
-/// `replay`'s progress on a terminal: messages replayed of those the replay moved
-/// back, rate, time to go and the consumer lag, a line every few seconds until it
-/// has read them all.
+/// `replay`'s progress on a terminal: how much of what the replay moved back has
+/// been read again (counted per moved partition, from the offsets committed),
+/// rate, time to go and lag, a line every few seconds until it is all read.
 struct ReplayProgress: Service {
     let status: PipelineStatus
-    /// Messages the moved offsets put back in front of the group.
-    let planned: Int64
+    let moves: [ReplayMove]
     var interval: Duration = .seconds(2)
 
+    var planned: Int64 { moves.map(\.messagesToRead).reduce(0, +) }
+
+    /// Messages of the moved ranges read and committed so far.
+    func done(_ snapshot: PipelineStatus.Snapshot) -> Int64 {
+        moves.map { move in
+            let committed = snapshot.committed[KafkaTopicPartition(topic: move.topic, partition: move.partition)] ?? move.target
+            return min(max(committed, move.target), move.high) - move.target
+        }.reduce(0, +)
+    }
+
     func run() async throws {
-        guard planned > 0 else {
-            Self.print("replay: nothing to read again; running on as the daemon")
-            return
-        }
-        // Shutdown cancels the sleep: a normal end, not a failure of the group.
+        // Shutdown cancels the sleeps: a normal end, not a failure of the group.
+        // Once caught up it stays until then, as a service of the group that ends
+        // early would fail the group's shutdown.
         try? await cancelWhenGracefulShutdown {
+            let planned = self.planned
+            guard planned > 0 else {
+                Self.print("replay: nothing to read again; running on as the daemon")
+                while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+                return
+            }
             let started = ContinuousClock.now
-            var window: [(at: ContinuousClock.Instant, done: Int)] = []
+            var window: [(at: ContinuousClock.Instant, done: Int64)] = []
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 let snapshot = status.snapshot
                 let now = ContinuousClock.now
-                window.append((now, snapshot.eventsDone))
+                let done = self.done(snapshot)
+                window.append((now, done))
                 window.removeAll { now - $0.at > .seconds(10) }
-                let done = Int64(snapshot.eventsDone)
                 if done >= planned {
                     Self.print("replay: caught up, \(done) messages read again in \((now - started).components.seconds) s; running on as the daemon")
+                    while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
                     return
                 }
                 let rate = Self.rate(window)
@@ -39,7 +55,7 @@ struct ReplayProgress: Service {
         }
     }
 
-    static func rate(_ window: [(at: ContinuousClock.Instant, done: Int)]) -> Double {
+    static func rate(_ window: [(at: ContinuousClock.Instant, done: Int64)]) -> Double {
         guard let first = window.first, let last = window.last, last.at > first.at else { return 0 }
         let elapsed = last.at - first.at
         return Double(last.done - first.done) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)

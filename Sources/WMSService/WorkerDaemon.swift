@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 import WMSOperations
 import WMSPipeline
 
@@ -13,11 +14,11 @@ import WMSPipeline
 public struct WorkerDaemon {
     let settings: Settings
     let registry: PrometheusCollectorRegistry
-    /// For `replay` on a terminal: the messages it put back, to show progress against.
-    let replayProgress: Int64?
+    /// For `replay` on a terminal: what it moved back, to show progress against.
+    let replayProgress: [ReplayMove]?
     let logger: Logger
 
-    public init(settings: Settings, registry: PrometheusCollectorRegistry, replayProgress: Int64? = nil, logger: Logger) {
+    public init(settings: Settings, registry: PrometheusCollectorRegistry, replayProgress: [ReplayMove]? = nil, logger: Logger) {
         self.settings = settings
         self.registry = registry
         self.replayProgress = replayProgress
@@ -38,12 +39,12 @@ public struct WorkerDaemon {
                   serviceName: "http"),
         ]
         if let replayProgress {
-            services.append(.init(service: ReplayProgress(status: status, planned: replayProgress), successTerminationBehavior: .ignore,
+            services.append(.init(service: ReplayProgress(status: status, moves: replayProgress), successTerminationBehavior: .ignore,
                                   serviceName: "replay-progress"))
         }
         // Last, so that it is the first to be shut down: the endpoint keeps answering
         // (not ready) while the batch in hand is finished.
-        services.append(.init(service: PipelineService(settings: settings, status: status, logger: logger),
+        services.append(.init(service: PipelineService(settings: settings, status: status, stop: shuttingDown, logger: logger),
                               successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup,
                               serviceName: "pipeline"))
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -63,18 +64,22 @@ final class ShutdownWatchdog: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
 
     init(timeout: Duration, shuttingDown: StopFlag, logger: Logger) {
+        // Signals counted here, not read off the flag: the pipeline raises that
+        // flag itself when the first signal reaches it through the service group.
+        let signals = Counter()
         sources = [SIGTERM, SIGINT].map { number in
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                if shuttingDown.isRaised {
+                if signals.increment() > 1 {
                     logger.warning("second signal: exiting at once", metadata: ["signal": "\(number)"])
-                    exit(1)
+                    _exit(1)
                 }
                 shuttingDown.raise()
                 logger.info("signal received: shutting down gracefully", metadata: ["signal": "\(number)", "timeout": "\(timeout)"])
                 DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
                     logger.error("graceful shutdown took longer than the timeout: exiting", metadata: ["timeout": "\(timeout)"])
-                    exit(1)
+                    // _exit: other threads (librdkafka's, libpq's) are still running.
+                    _exit(1)
                 }
             }
             source.resume()
@@ -84,5 +89,10 @@ final class ShutdownWatchdog: @unchecked Sendable {
 
     deinit {
         sources.forEach { $0.cancel() }
+    }
+
+    private final class Counter: Sendable {
+        private let value = Atomic<Int>(0)
+        func increment() -> Int { value.add(1, ordering: .relaxed).newValue }
     }
 }

@@ -10,6 +10,18 @@ public final class TCPRelay: @unchecked Sendable {
     private let lock = NSLock()
     private var listener: Int32 = -1
     private var sockets: Set<Int32> = []
+    private let paused = Paused()
+
+    /// A server that hangs: connections stay open, nothing passes either way.
+    public func pause() { paused.set(true) }
+    public func resume() { paused.set(false) }
+
+    private final class Paused: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set(_ paused: Bool) { lock.withLock { value = paused } }
+        var isSet: Bool { lock.withLock { value } }
+    }
 
     public init(upstreamHost: String, upstreamPort: UInt16) throws {
         self.upstreamHost = upstreamHost
@@ -43,7 +55,7 @@ public final class TCPRelay: @unchecked Sendable {
                     return
                 }
                 for (from, to) in [(client, upstream), (upstream, client)] {
-                    Thread.detachNewThread { Self.pump(from: from, to: to) }
+                    Thread.detachNewThread { [paused] in Self.pump(from: from, to: to, paused: paused) }
                 }
             }
         }
@@ -62,14 +74,16 @@ public final class TCPRelay: @unchecked Sendable {
 
     deinit { stop() }
 
-    private static func pump(from: Int32, to: Int32) {
+    private static func pump(from: Int32, to: Int32, paused: Paused) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = read(from, &buffer, buffer.count)
             guard count > 0 else { break }
+            while paused.isSet { usleep(10_000) }
             var sent = 0
             while sent < count {
-                let written = buffer[sent..<count].withUnsafeBytes { write(to, $0.baseAddress, $0.count) }
+                // send with MSG_NOSIGNAL: a peer gone must not SIGPIPE the test process.
+                let written = buffer[sent..<count].withUnsafeBytes { send(to, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 guard written > 0 else { break }
                 sent += written
             }

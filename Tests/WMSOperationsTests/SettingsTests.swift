@@ -85,17 +85,17 @@ import WMSPipeline
             environment: Self.required.merging([
                 "WMS_CONFIG_FILE": path,
                 "WMS_KAFKA_PROPERTIES": "sasl.password=env-kafka-secret;ssl.key.password=env-key-secret;sasl.username=visible-user",
-                "WMS_POSTGRES_URL": "postgresql://wms:env-pg-secret@127.0.0.1:5432/wms?password=query-secret&sslmode=disable",
+                "WMS_POSTGRES_URL": "postgresql://wms:env-pg-secret@127.0.0.1:5432/wms?sslpassword=ssl-secret&password=query-secret&sslmode=disable",
             ]) { $1 },
             flags: [.redisURL: "redis://:flag-secret@10.0.0.1:6380/1"]))
         let shown = settings.effective.map { "\($0.name)=\($0.value) (\($0.source.rawValue))" }.joined(separator: "\n")
-        for secret in ["env-kafka-secret", "env-key-secret", "env-pg-secret", "query-secret", "flag-secret", "file-cache-secret", "env-secret"] {
+        for secret in ["env-kafka-secret", "env-key-secret", "env-pg-secret", "query-secret", "ssl-secret", "flag-secret", "file-cache-secret", "env-secret"] {
             #expect(!shown.contains(secret), "\(secret) shown:\n\(shown)")
         }
         #expect(shown.contains("WMS_REDIS_URL=redis://:***@10.0.0.1:6380/1 (flag)"))
         #expect(shown.contains("WMS_DISPLAY_CACHE_URL=redis://cache-user:***@cache:6379/2 (file)"))
         #expect(shown.contains("sasl.username=visible-user"))
-        #expect(shown.contains("WMS_POSTGRES_URL=postgresql://wms:***@127.0.0.1:5432/wms?password=***&sslmode=disable (environment)"))
+        #expect(shown.contains("WMS_POSTGRES_URL=postgresql://wms:***@127.0.0.1:5432/wms?sslpassword=***&password=***&sslmode=disable (environment)"))
     }
 
     /// Every missing or malformed setting: the message names it, says where the
@@ -123,8 +123,13 @@ import WMSPipeline
         (["WMS_LOG_FORMAT": "xml"], [:], "setting WMS_LOG_FORMAT: 'xml' is not one of logfmt, json"),
         ([:], ["log.level": "loud"], "setting WMS_LOG_LEVEL (flag --log-level): 'loud' is not one of trace, debug, info"),
         (["WMS_SHUTDOWN_TIMEOUT": "0"], [:], "setting WMS_SHUTDOWN_TIMEOUT: '0' is not a number of seconds from 1 to 3600"),
-        (["WMS_KAFKA_PROPERTIES": "sasl.password"], [:], "setting WMS_KAFKA_PROPERTIES: 'sasl.password' is not of the form name=value"),
-        (["WMS_KAFKA_CONSUMER_PROPERTIES": "=leak-6"], [:], "setting WMS_KAFKA_CONSUMER_PROPERTIES: '' is not of the form name=value"),
+        (["WMS_KAFKA_PROPERTIES": "sasl.password"], [:], "setting WMS_KAFKA_PROPERTIES: entry 1 is not of the form name=value"),
+        (["WMS_KAFKA_CONSUMER_PROPERTIES": "=leak-6"], [:], "setting WMS_KAFKA_CONSUMER_PROPERTIES: entry 1 is not of the form name=value"),
+        (["WMS_KAFKA_PROPERTIES": "sasl.password=ab;leak-7"], [:], "setting WMS_KAFKA_PROPERTIES: entry 2 is not of the form name=value (write a ';' inside a value as '\\;')"),
+        (["WMS_KAFKA_PROPERTIES": "enable.auto.commit=true"], [:], "setting WMS_KAFKA_PROPERTIES: enable.auto.commit cannot be passed through"),
+        (["WMS_KAFKA_CONSUMER_PROPERTIES": "group.id=other"], [:], "setting WMS_KAFKA_CONSUMER_PROPERTIES: group.id cannot be passed through: set WMS_KAFKA_GROUP_ID instead"),
+        (["WMS_KAFKA_PROPERTIES": "enable.idempotence=false"], [:], "setting WMS_KAFKA_PROPERTIES: enable.idempotence cannot be passed through"),
+        (["WMS_POSTGRES_URL": "postgresql://wms:leak-8%zz@127.0.0.1/wms"], [:], "setting WMS_POSTGRES_URL: "),
         (["WMS_CONFIG_FILE": "/nonexistent/wms.env"], [:], "setting WMS_CONFIG_FILE: cannot read '/nonexistent/wms.env'"),
     ] as [([String: String], [String: String], String)])
     func aBadSettingIsNamed(environment: [String: String], flags: [String: String], message: String) throws {
@@ -135,6 +140,19 @@ import WMSPipeline
         let text = error.map { "\($0)" } ?? ""
         #expect(text.hasPrefix(message), "got: \(text)")
         #expect(!text.contains("leak-"), "a secret in the message: \(text)")
+    }
+
+    @Test func aSemicolonInsideAValueIsEscapedAndQuotesInTheFileAreNotPartOfTheValue() throws {
+        let path = try Self.file([#"WMS_KAFKA_GROUP_ID="quoted-group""#, "WMS_ALERTS_TOPIC='single.quoted'"])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let settings = try Settings(SettingLayers(environment: Self.required.merging([
+            "WMS_CONFIG_FILE": path, "WMS_KAFKA_PROPERTIES": #"sasl.password=ab\;cd==;sasl.username=u"#,
+            "WMS_TOPICS": "a.b,c.d,a.b",
+        ]) { $1 }))
+        #expect(settings.kafkaProperties == ["sasl.password": "ab;cd==", "sasl.username": "u"])
+        #expect(settings.groupID == "quoted-group")
+        #expect(settings.alertsTopic == "single.quoted")
+        #expect(settings.topics == ["a.b", "c.d"])
     }
 
     @Test func aSettingsFileWithATypoOrAStrayLineIsRefused() throws {

@@ -60,7 +60,7 @@ import TestSupport
             .appendingPathComponent("deploy/systemd/wms-worker.env.example").path
         let worker = try WorkerProcess(["config", "--config-file", example], environment: [:])
         #expect(try await blocking { try worker.waitForExit(timeout: .seconds(30)) } == 0, "\(worker.log)")
-        #expect(worker.log.contains("WMS_POSTGRES_URL               file         postgresql://wms:***@postgres.example.internal:5432/wms?sslmode=verify-full"),
+        #expect(worker.log.contains("WMS_POSTGRES_URL               file         postgresql://wms:***@postgres.example.internal:5432/wms?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt"),
                 "\(worker.log)")
         #expect(!worker.log.contains("CHANGE-ME"))
     }

@@ -70,6 +70,37 @@ import TestSupport
         try await f.schema.drop()
     }
 
+    /// A batch that hangs (PostgreSQL stops answering mid-batch) holds up the
+    /// graceful shutdown: a second signal exits at once, and without one the
+    /// shutdown timeout ends it.
+    @Test(arguments: ["second signal", "timeout"])
+    func aHangingBatchCannotHoldTheShutdownUp(ending: String) async throws {
+        let f = try await PipelineFixture.create()
+        let postgres = try TCPRelay(upstreamHost: "127.0.0.1", upstreamPort: ReadinessTests.port(of: TestEnvironment.postgresURL))
+        let postgresURL = f.schema.url.replacingOccurrences(of: ":\(ReadinessTests.port(of: TestEnvironment.postgresURL))/", with: ":\(postgres.port)/")
+        let worker = try WorkerProcess(["run"], environment: f.workerEnvironment.merging([
+            "WMS_POSTGRES_URL": postgresURL, "WMS_SHUTDOWN_TIMEOUT": "3",
+        ]) { $1 })
+        let base = try await blocking { try worker.httpBase() }
+        _ = await waitForHTTP(base + "/readyz", timeout: .seconds(60)) { $0?.status == 200 }
+        postgres.pause()
+        try await blocking { try f.produce([WMSEvents.receiving("\(f.id)-1", at: "FC1", [(f.sku("A"), 1)])]) }
+        try await Task.sleep(for: .seconds(2))      // the batch is waiting on PostgreSQL
+        worker.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(worker.process.isRunning, "the shutdown did not wait for the batch in hand")
+        let signalled = ContinuousClock.now
+        if ending == "second signal" { worker.signal(SIGTERM) }
+        let status = try await blocking { try worker.waitForExit(timeout: .seconds(10)) }
+        #expect(status == 1)
+        #expect(worker.log.contains(ending == "second signal" ? "second signal: exiting at once" : "graceful shutdown took longer than the timeout"),
+                "\(worker.log.suffix(2000))")
+        if ending == "second signal" { #expect(ContinuousClock.now - signalled < .seconds(2)) }
+        postgres.resume()
+        postgres.stop()
+        try await f.schema.drop()
+    }
+
     static func waitForEvents(_ f: PipelineFixture, atLeast count: Int64, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {

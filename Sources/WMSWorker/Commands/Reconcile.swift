@@ -34,14 +34,23 @@ struct Reconcile: AsyncParsableCommand {
             let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
                                         displayCache: try RedisConnection(url: settings.displayCache), reserved: reserved)
             guard repair else {
-                var report = try reconciler.compare(maxListed: maxListed)
+                // With workers running, a SKU-location in the middle of a batch (Redis
+                // written, PostgreSQL not yet) differs for a moment: only what differs
+                // in both passes, 2 s apart, counts. (Beyond 100,000 drifted
+                // SKU-locations this is no passing moment: the second pass stands.)
+                let listable = max(maxListed, 100_000)
+                var report = try reconciler.compare(maxListed: listable)
                 if report.hasDrift {
-                    // With workers running, a SKU-location in the middle of a batch (Redis
-                    // written, PostgreSQL not yet) differs for a moment: only drift that
-                    // is still there a little later counts.
                     Thread.sleep(forTimeInterval: 2)
-                    report = try reconciler.compare(maxListed: maxListed)
+                    let first = report.driftedSKULocations <= listable ? Set(report.drifts.map(\.redisKey)) : nil
+                    report = try reconciler.compare(maxListed: listable)
+                    if let first, report.driftedSKULocations <= listable {
+                        report.drifts = report.drifts.filter { first.contains($0.redisKey) }
+                        report.driftedSKULocations = report.drifts.count
+                    }
                 }
+                report.maxListed = maxListed
+                report.drifts = Array(report.drifts.prefix(maxListed))
                 Self.show(report, json: json)
                 return report.hasDrift
             }

@@ -47,7 +47,7 @@ struct Replay: AsyncParsableCommand {
         let (topic, partition, dryRun) = (self.topic, self.partition, self.dryRun)
         let thread = DedicatedThread(name: "wms.replay")
         defer { thread.stop() }
-        let planned = try await thread.run { () throws -> Int64 in
+        let moved = try await thread.run { () throws -> [ReplayMove] in
             if dryRun {
                 let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
                 let moves = try GroupOffsets.plan(consumer, settings: settings, start: start, topic: topic, partition: partition)
@@ -55,21 +55,21 @@ struct Replay: AsyncParsableCommand {
                 Self.say("dry run: group \(settings.groupID) would replay \(moves.count) partitions:")
                 moves.forEach { Self.say("  \($0.description)") }
                 Self.say("dry run: \(moves.map(\.messagesToRead).reduce(0, +)) messages would be read again; nothing was changed")
-                return 0
+                return []
             }
             Self.say("replay: joining group \(settings.groupID) alone to move its offsets (every other worker of the group must be stopped)")
-            guard let consumer = try GroupOffsets.joinAlone(settings: settings, logger: logger, shouldStop: { false }) else { return 0 }
+            guard let consumer = try GroupOffsets.joinAlone(settings: settings, logger: logger, shouldStop: { false }) else { return [] }
             let moves = try GroupOffsets.plan(consumer, settings: settings, start: start, topic: topic, partition: partition)
             moves.forEach { Self.say("replay \($0.description)") }
             try GroupOffsets.commit(moves, with: consumer)
             try consumer.close()
-            Self.say("replay: offsets moved for \(moves.count) partitions, \(moves.map(\.messagesToRead).reduce(0, +)) messages to read again; running")
+            Self.say("replay: offsets moved for \(moves.count) partitions, \(moves.map(\.messagesToRead).reduce(0, +)) messages to read; running")
             logger.notice("group offsets moved back", metadata: ["partitions": "\(moves.count)"])
-            return moves.map(\.messagesToRead).reduce(0, +)
+            return moves
         }
         guard !dryRun else { return }
         let showProgress = progress ?? (isatty(STDOUT_FILENO) == 1)
-        try await WorkerDaemon(settings: settings, registry: WorkerMetrics.bootstrap(), replayProgress: showProgress ? planned : nil,
+        try await WorkerDaemon(settings: settings, registry: WorkerMetrics.bootstrap(), replayProgress: showProgress ? moved : nil,
                                logger: logger).run()
     }
 
