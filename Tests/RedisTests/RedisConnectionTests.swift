@@ -125,7 +125,8 @@ import TestSupport
         }
         #expect(detail.contains("refused"))
         #expect(error?.isRetriable == true)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Refused at once; the bound only catches a connect that waits for no timeout.
+        #expect(ContinuousClock.now - start < .seconds(10))
     }
 
     @Test func reconnectsAfterTheServerDropsTheConnection() async throws {
