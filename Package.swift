@@ -77,7 +77,7 @@ let package = Package(
         ]),
 
         .executableTarget(name: "WMSWorker", dependencies: [
-            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSStore", "WMSPipeline", "WMSOperations", "WMSService",
+            "Kafka", "Redis", "Postgres", "BlockingIO", "WMSDomain", "WMSStore", "WMSPipeline", "WMSOperations", "WMSService",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -138,10 +138,8 @@ public final class KafkaConsumer {
     /// the consumer keeps polling (and so keeps its place in the group). Partitions
     /// no longer assigned are skipped: their new owner reads them.
     public func rewind(to messages: [KafkaMessage], timeout: Duration) throws(KafkaError) {
-        var first: [KafkaTopicPartition: Int64] = [:]
-        for message in messages where client.context.assignment.contains(message.topicPartition) {
-            first[message.topicPartition] = min(first[message.topicPartition] ?? .max, message.offset)
-        }
+        let assigned = client.context.assignment
+        let first = messages.offsetRanges.filter { assigned.contains($0.key) }.mapValues(\.lowerBound)
         guard !first.isEmpty else { return }
         try seek(first, timeout: timeout)
     }
@@ -166,11 +164,10 @@ public final class KafkaConsumer {
     public func lag() -> [KafkaTopicPartition: Int64] {
         let assigned = client.context.assignment
         guard !assigned.isEmpty else { return [:] }
-        let positions: [(KafkaTopicPartition, offset: Int64, error: rd_kafka_resp_err_t)] =
-            (try? withPartitionList(assigned.map { ($0, offset: KafkaOffset.invalid) }) { list throws(KafkaError) in
-                try rd_kafka_position(client.handle, list).check("positions")
-                return partitionOffsets(list)
-            }) ?? []
+        // Only fails for a list it cannot read, which a gauge can skip.
+        let positions = (try? withPartitionList(assigned.map { ($0, offset: KafkaOffset.invalid) }) { list in
+            rd_kafka_position(client.handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR ? partitionOffsets(list) : []
+        }) ?? []
         var lag: [KafkaTopicPartition: Int64] = [:]
         for (partition, position, error) in positions where error == RD_KAFKA_RESP_ERR_NO_ERROR && position >= 0 {
             var low: Int64 = -1

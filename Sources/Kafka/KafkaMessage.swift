@@ -90,3 +90,16 @@ public enum KafkaRebalanceEvent: Sendable, Hashable {
     /// already own them, so nothing may be committed for them.
     case lost([KafkaTopicPartition])
 }
+
+extension Collection<KafkaMessage> {
+    /// Per partition, the lowest and highest offsets among these messages: what
+    /// rewinding, committing and describing a batch all start from.
+    public var offsetRanges: [KafkaTopicPartition: ClosedRange<Int64>] {
+        var ranges: [KafkaTopicPartition: ClosedRange<Int64>] = [:]
+        for message in self {
+            let range = ranges[message.topicPartition]
+            ranges[message.topicPartition] = Swift.min(range?.lowerBound ?? .max, message.offset)...Swift.max(range?.upperBound ?? .min, message.offset)
+        }
+        return ranges
+    }
+}

@@ -220,42 +220,46 @@ public final class PostgresConnection {
         PQconninfoFree(options)
     }
 
-    /// Replaces the password (between `user:` and the last `@`, and every
-    /// `…password=` parameter) by `***`.
-    public static func redact(_ url: String) -> String {
-        var url = url
+    /// Where passwords sit in `url`: between `user:` and the last `@`, and after
+    /// every `…password=` parameter; in order.
+    private static func passwordRanges(in url: String) -> [Range<String.Index>] {
+        var ranges: [Range<String.Index>] = []
         if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound,
            let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":") {
-            url.replaceSubrange(url.index(after: colon)..<at.lowerBound, with: "***")
+            ranges.append(url.index(after: colon)..<at.lowerBound)
         }
-        var searchFrom = url.startIndex
+        // Parameters after the user's password: ranges never overlap.
+        var searchFrom = ranges.first?.upperBound ?? url.startIndex
         while let parameter = url.range(of: "password=", options: .caseInsensitive, range: searchFrom..<url.endIndex) {
             let end = url[parameter.upperBound...].firstIndex(of: "&") ?? url.endIndex
-            url.replaceSubrange(parameter.upperBound..<end, with: "***")
-            searchFrom = url.index(parameter.upperBound, offsetBy: 3)
+            ranges.append(parameter.upperBound..<end)
+            searchFrom = end
         }
-        return url
+        return ranges
+    }
+
+    /// The URL with every password replaced by `***`.
+    public static func redact(_ url: String) -> String {
+        var redacted = url
+        // From the end back, so that earlier ranges stay valid.
+        for range in passwordRanges(in: url).reversed() {
+            redacted.replaceSubrange(range, with: "***")
+        }
+        return redacted
     }
 
     /// libpq's messages can quote parts of the URL (a bad percent-encoding, a host
     /// name cut from a password holding an `@`): every piece of a password in
     /// `url` is masked in `text`.
     static func scrub(_ text: String, of url: String) -> String {
-        var secrets: [String] = []
-        if let scheme = url.range(of: "://"), let at = url.range(of: "@", options: .backwards), scheme.upperBound <= at.lowerBound,
-           let colon = url[scheme.upperBound..<at.lowerBound].firstIndex(of: ":") {
-            secrets.append(String(url[url.index(after: colon)..<at.lowerBound]))
-        }
-        var searchFrom = url.startIndex
-        while let parameter = url.range(of: "password=", options: .caseInsensitive, range: searchFrom..<url.endIndex) {
-            let end = url[parameter.upperBound...].firstIndex(of: "&") ?? url.endIndex
-            secrets.append(String(url[parameter.upperBound..<end]))
-            searchFrom = parameter.upperBound
-        }
         // Pieces too, as libpq may split a password at `@`, `:` or `/`, and its
         // decoded form.
-        let pieces = secrets.flatMap { secret in
-            [secret, secret.removingPercentEncoding ?? ""] + secret.split(whereSeparator: { "@:/?&".contains($0) }).map(String.init)
+        var pieces: [String] = []
+        for range in passwordRanges(in: url) {
+            let secret = String(url[range])
+            pieces.append(secret)
+            pieces.append(secret.removingPercentEncoding ?? "")
+            pieces += secret.split(whereSeparator: { "@:/?&".contains($0) }).map(String.init)
         }
         var text = text
         for piece in Set(pieces).filter({ $0.count >= 3 }).sorted(by: { $0.count > $1.count }) {

@@ -127,6 +127,11 @@ public struct BadEvent: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(code.rawValue): \(detail)" }
+
+    /// The same eventId arrived before with another payload (section 4).
+    public static func conflict(eventId: String) -> BadEvent {
+        BadEvent(code: .eventIdConflict, detail: "eventId \(eventId) was applied before with another payload", eventId: eventId)
+    }
 }
 
 /// A message that passed every rule: the event, and the payload's canonical JSON

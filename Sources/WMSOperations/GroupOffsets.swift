@@ -8,15 +8,6 @@ public enum ReplayStart: Sendable, Equatable {
     case offset(Int64)
     /// The first message at or after this time (Unix milliseconds).
     case time(milliseconds: Int64)
-
-    /// RFC 3339 with an offset (`2026-11-27T08:00:00Z`), to Unix milliseconds.
-    public static func milliseconds(rfc3339 text: String) -> Int64? {
-        let formats: [Date.ISO8601FormatStyle] = [.iso8601, Date.ISO8601FormatStyle(includingFractionalSeconds: true)]
-        for format in formats {
-            if let date = try? format.parse(text) { return Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-        }
-        return nil
-    }
 }
 
 /// What a replay will do to one partition.
@@ -53,10 +44,9 @@ public enum GroupOffsets {
 
     /// Joins the group and waits to be given every partition of `topics`, which
     /// happens only when no other member is active. Returns the consumer holding
-    /// them (the caller closes it), nil if `shouldStop` turned true first.
-    /// Nothing is stored or committed: what the polls return is read again later.
-    public static func joinAlone(settings: Settings, logger: Logger, timeout: Duration = .seconds(60),
-                                 shouldStop: () -> Bool) throws -> KafkaConsumer? {
+    /// them (the caller closes it). Nothing is stored or committed: what the polls
+    /// return is read again later.
+    public static func joinAlone(settings: Settings, logger: Logger, timeout: Duration = .seconds(60)) throws -> KafkaConsumer {
         let consumer = try KafkaConsumer(config: settings.consumerConfig, logger: logger)
         try consumer.subscribe(settings.topics)
         let all = Set(try settings.topics.flatMap { topic in
@@ -66,16 +56,12 @@ public enum GroupOffsets {
         // that lasts means others are active.
         let deadline = ContinuousClock.now + timeout
         var firstShare: ContinuousClock.Instant?
-        while consumer.assignment != all, ContinuousClock.now < deadline, !shouldStop() {
+        while consumer.assignment != all, ContinuousClock.now < deadline {
             _ = try consumer.poll(maxMessages: 1, timeout: .milliseconds(200))
             if !consumer.assignment.isEmpty, consumer.assignment != all {
                 firstShare = firstShare ?? .now
                 if ContinuousClock.now - firstShare! > .seconds(10) { break }
             }
-        }
-        guard !shouldStop() else {
-            try consumer.close()
-            return nil
         }
         guard consumer.assignment == all else {
             let held = consumer.assignment.count
@@ -102,19 +88,26 @@ public enum GroupOffsets {
         } else { [:] }
         return try chosen.map { topicPartition in
             let (low, high) = try consumer.watermarks(of: topicPartition, timeout: .seconds(10))
-            let asked: Int64 = switch start {
-            case .beginning: low
-            case .offset(let offset): min(max(offset, low), high)
-            case .time: byTime[topicPartition].map { $0 < 0 ? high : $0 } ?? high
-            }
-            let was = committed[topicPartition].flatMap { $0 < 0 ? nil : $0 }
-            // A replay only ever moves back: past the group's position it would skip
-            // events never applied (with nothing committed, the group reads from the
-            // first message kept).
-            let target = min(asked, max(was ?? low, low))
-            return ReplayMove(topic: topicPartition.topic, partition: topicPartition.partition, committed: was, target: target, high: high,
-                              kept: target < asked)
+            return move(topicPartition, start: start, low: low, high: high,
+                        committed: committed[topicPartition].flatMap { $0 < 0 ? nil : $0 }, firstAtTime: byTime[topicPartition])
         }
+    }
+
+    /// Where one partition starts, from what the broker said: the offsets it keeps
+    /// (`low..<high`), the group's committed offset, and for a time the first
+    /// offset at or after it (negative: none). A replay only ever moves back: past
+    /// the group's position it would skip events never applied (with nothing
+    /// committed, the group reads from the first message kept).
+    public static func move(_ partition: KafkaTopicPartition, start: ReplayStart, low: Int64, high: Int64,
+                            committed: Int64?, firstAtTime: Int64?) -> ReplayMove {
+        let asked: Int64 = switch start {
+        case .beginning: low
+        case .offset(let offset): min(max(offset, low), high)
+        case .time: firstAtTime.map { $0 < 0 ? high : min(max($0, low), high) } ?? high
+        }
+        let target = min(asked, max(committed ?? low, low))
+        return ReplayMove(topic: partition.topic, partition: partition.partition, committed: committed, target: target, high: high,
+                          kept: target < asked)
     }
 
     /// Commits the plan's offsets for the group (the consumer must hold the partitions).

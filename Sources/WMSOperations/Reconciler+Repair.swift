@@ -189,7 +189,7 @@ extension Reconciler {
     /// picks since the last gap that long count, and only tallies whose last pick
     /// is within the window are written, with the expiry they had left.
     private func writePickTallies(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
-        let window = Double(deduplicationWindow.components.seconds) + Double(deduplicationWindow.components.attoseconds) / 1e18
+        let window = deduplicationWindow / .seconds(1)
         try db.query("""
             DECLARE reconcile_picks NO SCROLL CURSOR FOR
             WITH recent AS (

@@ -57,7 +57,7 @@ public struct Settings: Sendable {
         } ?? Self.defaultTopics
         redis = try reader.parsed(.redisURL, RedisURL.init) ?? { throw reader.missing(.redisURL) }()
         displayCache = try reader.parsed(.displayCacheURL, RedisURL.init) ?? redis
-        postgresURL = try reader.parsed(.postgresURL) { try PostgresConnection.checkURL($0); return $0 } ?? { throw reader.missing(.postgresURL) }()
+        postgresURL = try Self.postgresURL(reader)
         configFile = reader.string(.configFile)
         func topic(_ definition: SettingDefinition, _ defaultValue: String) throws -> String {
             try reader.parsed(definition) { try Self.checkTopicName($0); return $0 } ?? defaultValue
@@ -78,7 +78,7 @@ public struct Settings: Sendable {
             } ?? 0.05)
         kafkaProperties = try reader.properties(.kafkaProperties)
         consumerProperties = try reader.properties(.consumerProperties)
-        (logFormat, logLevel) = try Self.logging(layers)
+        (logFormat, logLevel) = try Self.logging(reader)
         shutdownTimeout = try reader.parsed(.shutdownTimeout) { text in
             guard let seconds = Int(text), seconds > 0, seconds <= 3600 else { throw SettingProblem("'\(text)' is not a number of seconds from 1 to 3600") }
             return .seconds(seconds)
@@ -88,16 +88,22 @@ public struct Settings: Sendable {
 
     /// `migrate` needs PostgreSQL only, and `config` nothing at all.
     public static func postgresURL(_ layers: SettingLayers) throws -> String {
-        let reader = try SettingsReader(layers)
-        return try reader.parsed(.postgresURL) { try PostgresConnection.checkURL($0); return $0 } ?? { throw reader.missing(.postgresURL) }()
+        try postgresURL(SettingsReader(layers))
+    }
+
+    private static func postgresURL(_ reader: SettingsReader) throws -> String {
+        try reader.parsed(.postgresURL) { try PostgresConnection.checkURL($0); return $0 } ?? { throw reader.missing(.postgresURL) }()
     }
 
     /// How to log, for every command (`migrate` included, which reads no other setting
     /// but PostgreSQL's).
     public static func logging(_ layers: SettingLayers) throws -> (format: LogFormat, level: Logger.Level) {
-        let reader = try SettingsReader(layers)
-        return (try reader.parsed(.logFormat) { try Self.oneOf($0, LogFormat.allCases) } ?? .logfmt,
-                try reader.parsed(.logLevel) { try Self.oneOf($0, Logger.Level.allCases) } ?? .info)
+        try logging(SettingsReader(layers))
+    }
+
+    private static func logging(_ reader: SettingsReader) throws -> (format: LogFormat, level: Logger.Level) {
+        (try reader.parsed(.logFormat) { try Self.oneOf($0, LogFormat.allCases) } ?? .logfmt,
+         try reader.parsed(.logLevel) { try Self.oneOf($0, Logger.Level.allCases) } ?? .info)
     }
 
     /// A setting as `wms-worker config` shows it: secrets masked.

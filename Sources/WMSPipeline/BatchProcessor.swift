@@ -130,12 +130,11 @@ final class BatchProcessor {
                 return .deadLetter(bad)
             case .success(let event):
                 let id = event.event.eventId
-                let conflict = BadEvent(code: .eventIdConflict, detail: "eventId \(id) was applied before with another payload", eventId: id)
                 if let digest = seen[id] {
-                    return digest == event.digest ? .alreadyApplied(event) : .deadLetter(conflict)
+                    return digest == event.digest ? .alreadyApplied(event) : .deadLetter(.conflict(eventId: id))
                 }
                 if let claimed = standing[id], claimed != event.digest {
-                    return .deadLetter(conflict)
+                    return .deadLetter(.conflict(eventId: id))
                 }
                 seen[id] = event.digest
                 return .apply(event)
@@ -284,9 +283,7 @@ final class BatchProcessor {
                 if resultsByMessage[index]?.isEmpty == false {
                     logger.error("eventId applied to some SKUs with another payload at the same moment", metadata: ["event_id": "\(decoded.event.eventId)"])
                 }
-                dispositions[index] = .deadLetter(BadEvent(
-                    code: .eventIdConflict, detail: "eventId \(decoded.event.eventId) was applied before with another payload",
-                    eventId: decoded.event.eventId))
+                dispositions[index] = .deadLetter(.conflict(eventId: decoded.event.eventId))
             case .applied(let result), .alreadyApplied(let result):
                 resultsByMessage[index, default: []].append((changes[position], result))
             }

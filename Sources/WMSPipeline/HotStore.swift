@@ -173,8 +173,8 @@ final class HotStore {
     ///
     /// Which SKUs a cancellation touches depends on what PostgreSQL knew of the
     /// order when it first ran; a replay may know more or less. So the lines it
-    /// resolved are written into its claim, ahead of its scripts in the same
-    /// pipeline, and a replay uses them instead of resolving again.
+    /// resolved are written into its claim, in a round trip before its scripts,
+    /// and a replay uses them instead of resolving again.
     func apply(_ changes: [SKUChange], cancellations: [(eventId: String, digest: String, lines: [CancelledLine])],
                nowMs: Int64) throws -> [SKUChangeOutcome] {
         let claims = cancellations.map { cancellation in

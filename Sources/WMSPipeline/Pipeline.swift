@@ -114,9 +114,7 @@ public final class Pipeline {
                     faults.reached(.afterCommit)
                     metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
                     status.update {
-                        $0.eventsDone += batch.count
                         $0.committed.merge(offsets) { max($0, $1) }
-                        $0.lastCommit = .now
                         $0.failingSince = nil
                         $0.lastError = nil
                     }
@@ -149,10 +147,12 @@ public final class Pipeline {
                     sleep(delay)
                 }
             }
-            if ContinuousClock.now - lastGauges >= .seconds(1) {
-                lastGauges = ContinuousClock.now
-                updateGauges(outbox: ContinuousClock.now - lastOutboxCount >= .seconds(5))
-                if ContinuousClock.now - lastOutboxCount >= .seconds(5) { lastOutboxCount = ContinuousClock.now }
+            let now = ContinuousClock.now
+            if now - lastGauges >= .seconds(1) {
+                lastGauges = now
+                let countOutbox = now - lastOutboxCount >= .seconds(5)
+                if countOutbox { lastOutboxCount = now }
+                updateGauges(outbox: countOutbox)
             }
             if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
                 let batches = max(1, sinceSummary.batches)
@@ -162,7 +162,7 @@ public final class Pipeline {
                     "published": "\(sinceSummary.published)", "batches": "\(sinceSummary.batches)",
                     "messages_per_batch": "\(sinceSummary.messages / batches)",
                     // Milliseconds per batch in each step: where the time goes.
-                    "step_ms": "\(sinceSummary.stepTime.sorted { $0.key < $1.key }.map { "\($0.key)=\((Self.milliseconds($0.value) / Double(batches) * 10).rounded() / 10)" }.joined(separator: ","))",
+                    "step_ms": "\(sinceSummary.stepTime.sorted { $0.key < $1.key }.map { "\($0.key)=\(($0.value / .milliseconds(1) / Double(batches) * 10).rounded() / 10)" }.joined(separator: ","))",
                 ])
                 sinceSummary = BatchReport()
                 lastSummary = ContinuousClock.now
@@ -187,18 +187,13 @@ public final class Pipeline {
 
     /// `topic[partition]` list for logs, sorted.
     static func describe(_ partitions: [KafkaTopicPartition]) -> String {
-        partitions.sorted().map { "\($0.topic)[\($0.partition)]" }.joined(separator: ",")
+        partitions.sorted().map(\.description).joined(separator: ",")
     }
 
     /// `topic[partition]@first-last` per partition of a batch, for logs.
     static func describe(_ batch: [KafkaMessage]) -> String {
-        var ranges: [KafkaTopicPartition: (first: Int64, last: Int64)] = [:]
-        for message in batch {
-            let range = ranges[message.topicPartition]
-            ranges[message.topicPartition] = (min(range?.first ?? .max, message.offset), max(range?.last ?? .min, message.offset))
-        }
-        return ranges.sorted { $0.key < $1.key }.map { "\($0.key.topic)[\($0.key.partition)]@\($0.value.first)-\($0.value.last)" }
-            .joined(separator: ",")
+        batch.offsetRanges.sorted { $0.key < $1.key }
+            .map { "\($0.key)@\($0.value.lowerBound)-\($0.value.upperBound)" }.joined(separator: ",")
     }
 
     /// Sets the read position back to the failed batch, so the next poll delivers it
@@ -240,17 +235,9 @@ public final class Pipeline {
         }
     }
 
-    static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
-
     /// Per partition, the offset after the batch's last message.
     static func nextOffsets(_ batch: [KafkaMessage]) -> [KafkaTopicPartition: Int64] {
-        var offsets: [KafkaTopicPartition: Int64] = [:]
-        for message in batch {
-            offsets[message.topicPartition] = max(offsets[message.topicPartition] ?? 0, message.nextOffset)
-        }
-        return offsets
+        batch.offsetRanges.mapValues { $0.upperBound + 1 }
     }
 
     /// Waiting can help: a store is down, busy or moving. Otherwise (a refused

@@ -28,12 +28,15 @@ public struct PipelineMetrics: Sendable {
     private let lastBatch = Gauge(label: "wms_last_batch_timestamp_seconds")
 
     public init() {
-        let types = EventType.allCases.map(\.rawValue) + ["unknown"]
-        events = Dictionary(uniqueKeysWithValues: types.map { type in
-            (type, Dictionary(uniqueKeysWithValues: ["applied", "duplicate", "dead_lettered"].map { outcome in
+        // The series that can move: a decoded event is applied or a duplicate, a
+        // dead letter counts as `unknown`.
+        func series(_ type: String, _ outcomes: [String]) -> (String, [String: Counter]) {
+            (type, Dictionary(uniqueKeysWithValues: outcomes.map { outcome in
                 (outcome, Counter(label: "wms_events_total", dimensions: [("type", type), ("outcome", outcome)]))
             }))
-        })
+        }
+        events = Dictionary(uniqueKeysWithValues: EventType.allCases.map { series($0.rawValue, ["applied", "duplicate"]) }
+            + [series("unknown", ["dead_lettered"])])
         deadLetters = Dictionary(uniqueKeysWithValues: BadEventCode.allCases.map {
             ($0, Counter(label: "wms_dead_letters_total", dimensions: [("code", $0.rawValue)]))
         })
@@ -63,8 +66,8 @@ public struct PipelineMetrics: Sendable {
         }
         guard report.messages > 0 else { return }
         batchMessages.record(report.messages)
-        batchDuration.recordNanoseconds(duration.nanoseconds)
-        for (step, time) in report.stepTime { stepDurations[step]?.recordNanoseconds(time.nanoseconds) }
+        batchDuration.record(duration: duration)
+        for (step, time) in report.stepTime { stepDurations[step]?.record(duration: time) }
         lastBatch.record(committedAt)
     }
 
@@ -110,11 +113,5 @@ final class LagGauges {
             gauges[partition] = gauge
             gauge.record(value)
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }

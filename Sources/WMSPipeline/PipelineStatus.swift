@@ -8,7 +8,6 @@ public final class PipelineStatus: Sendable {
     public struct Snapshot: Sendable {
         /// When the loop last went round (it polls at least every poll timeout).
         public var lastLoop: ContinuousClock.Instant?
-        public var lastCommit: ContinuousClock.Instant?
         /// Since when batches fail (a store is down), and the last failure.
         public var failingSince: ContinuousClock.Instant?
         public var lastError: String?
@@ -16,7 +15,6 @@ public final class PipelineStatus: Sendable {
         /// Messages beyond the read position, summed over the assigned partitions
         /// whose position is known.
         public var lag: Int64?
-        public var eventsDone = 0
         /// Per partition, the offset after the last committed message of this run.
         public var committed: [KafkaTopicPartition: Int64] = [:]
         public var stopped = false

@@ -33,8 +33,8 @@ public final class HealthProbe: Service, Sendable {
         gauges = Dictionary(uniqueKeysWithValues: Self.dependencies.map { ($0, Gauge(label: "wms_dependency_up", dimensions: [("dependency", $0)])) })
     }
 
-    /// The latest answers; one older than three intervals counts as failed (a probe
-    /// that hangs must not leave an old success standing).
+    /// The latest answers; one older than three intervals and 10 s counts as failed
+    /// (a probe that hangs must not leave an old success standing).
     public var checks: [String: Check] {
         let now = ContinuousClock.now
         return results.withLock { results in

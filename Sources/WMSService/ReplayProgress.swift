@@ -29,7 +29,7 @@ struct ReplayProgress: Service {
         try? await cancelWhenGracefulShutdown {
             let planned = self.planned
             guard planned > 0 else {
-                Self.print("replay: nothing to read again; running on as the daemon")
+                say("replay: nothing to read again; running on as the daemon")
                 while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
                 return
             }
@@ -43,25 +43,20 @@ struct ReplayProgress: Service {
                 window.append((now, done))
                 window.removeAll { now - $0.at > .seconds(10) }
                 if done >= planned {
-                    Self.print("replay: caught up, \(done) messages read again in \((now - started).components.seconds) s; running on as the daemon")
+                    say("replay: caught up, \(done) messages read again in \((now - started).components.seconds) s; running on as the daemon")
                     while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
                     return
                 }
                 let rate = Self.rate(window)
                 let eta = rate > 0 ? "~\(Int((Double(planned - done) / rate).rounded(.up))) s to go" : "time to go unknown"
                 let lag = snapshot.lag.map { ", lag \($0)" } ?? ""
-                Self.print("replay: \(done) of \(planned) messages read again, \(Int(rate)) messages/s, \(eta)\(lag)")
+                say("replay: \(done) of \(planned) messages read again, \(Int(rate)) messages/s, \(eta)\(lag)")
             }
         }
     }
 
     static func rate(_ window: [(at: ContinuousClock.Instant, done: Int64)]) -> Double {
         guard let first = window.first, let last = window.last, last.at > first.at else { return 0 }
-        let elapsed = last.at - first.at
-        return Double(last.done - first.done) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-    }
-
-    static func print(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        return Double(last.done - first.done) / ((last.at - first.at) / .seconds(1))
     }
 }

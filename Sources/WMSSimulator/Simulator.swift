@@ -93,7 +93,7 @@ struct Day: AsyncParsableCommand {
             for chunk in stride(from: 0, to: messages.count, by: chunkSize) {
                 let started = ContinuousClock.now
                 try producer.deliver(Array(messages[chunk..<min(chunk + chunkSize, messages.count)]))
-                if rate != nil { Thread.sleep(until: Date() + max(0, 0.1 - (ContinuousClock.now - started).seconds)) }
+                if rate != nil { Thread.sleep(until: Date() + max(0, 0.1 - (ContinuousClock.now - started) / .seconds(1))) }
             }
         }
         print("produced \(outbound.count) messages: \(day.events.count) events, \(resends) resends, \(poison) poison, "
@@ -306,10 +306,6 @@ extension Verify {
         } while ContinuousClock.now < deadline
         return behind
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 func environment(_ name: String) throws -> String {

@@ -350,7 +350,9 @@ public final class InventoryStore {
     }
 
     /// Releases pending lines: the line, its ledger row (on the cancellation's
-    /// event), the level, and the pending row, together.
+    /// event), the level, and the pending row, together. Only the lines whose
+    /// pending row this statement deleted (`k`) count: another worker, or a retry
+    /// after an unknown COMMIT, that released them first leaves nothing to do.
     private func writeLateCancellations(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
         guard !records.isEmpty else { return }
         let pending = records.map(\.pending)
@@ -361,21 +363,20 @@ public final class InventoryStore {
                                     AS l(order_id, line_id, sku, location_id, event_id, released)),
                  done AS (DELETE FROM pending_cancellations p USING l
                           WHERE p.order_id = l.order_id AND p.line_id = l.line_id RETURNING p.order_id, p.line_id),
-                 lines AS (UPDATE allocations a SET status = 'cancelled', released = l.released, cancelled_by = l.event_id,
+                 k AS (SELECT l.* FROM l JOIN done USING (order_id, line_id)),
+                 lines AS (UPDATE allocations a SET status = 'cancelled', released = k.released, cancelled_by = k.event_id,
                                                    cancelled_at = now()
-                           FROM l WHERE a.order_id = l.order_id AND a.line_id = l.line_id AND a.status <> 'cancelled'
-                           RETURNING a.order_id),
-                 queue AS (UPDATE backorders b SET status = 'dropped', dropped_by = l.event_id, closed_at = now()
-                           FROM l WHERE b.order_id = l.order_id AND b.line_id = l.line_id AND b.status = 'waiting'
-                           RETURNING b.order_id),
+                           FROM k WHERE a.order_id = k.order_id AND a.line_id = k.line_id AND a.status <> 'cancelled'),
+                 queue AS (UPDATE backorders b SET status = 'dropped', dropped_by = k.event_id, closed_at = now()
+                           FROM k WHERE b.order_id = k.order_id AND b.line_id = k.line_id AND b.status = 'waiting'),
                  ledger AS (INSERT INTO inventory_transactions (event_id, entry_no, order_id, line_id, sku, location_id, event_type, d_allocated)
-                            SELECT l.event_id,
-                                   (SELECT coalesce(max(entry_no), 0) FROM inventory_transactions t WHERE t.event_id = l.event_id)
-                                       + row_number() OVER (PARTITION BY l.event_id ORDER BY l.order_id, l.line_id),
-                                   l.order_id, l.line_id, l.sku, l.location_id, 'ORDER_CANCELLED', -l.released
-                            FROM l WHERE l.released > 0)
+                            SELECT k.event_id,
+                                   (SELECT coalesce(max(entry_no), 0) FROM inventory_transactions t WHERE t.event_id = k.event_id)
+                                       + row_number() OVER (PARTITION BY k.event_id ORDER BY k.order_id, k.line_id),
+                                   k.order_id, k.line_id, k.sku, k.location_id, 'ORDER_CANCELLED', -k.released
+                            FROM k WHERE k.released > 0)
             UPDATE inventory_levels v SET allocated = v.allocated - s.released, updated_at = now()
-            FROM (SELECT sku, location_id, sum(released) AS released FROM l WHERE released > 0 GROUP BY 1, 2) s
+            FROM (SELECT sku, location_id, sum(released) AS released FROM k WHERE released > 0 GROUP BY 1, 2) s
             WHERE v.sku = s.sku AND v.location_id = s.location_id
             """)
     }

@@ -54,7 +54,8 @@ struct SettingsOptions: ParsableArguments {
                              kafkaPropertyFlags: kafkaProperty)
     }
 
-    /// Structured logs as the settings say; the process's one logging bootstrap.
+    /// Structured logs as the settings say, for a command that reads no other
+    /// setting but PostgreSQL's; the process's one logging bootstrap.
     func bootstrapLogging() throws -> Logger {
         let (format, level) = try Settings.logging(layers)
         StructuredLogHandler.bootstrap(format: format, level: level)
@@ -65,7 +66,8 @@ struct SettingsOptions: ParsableArguments {
     /// group on every line.
     func daemonSettings() throws -> (Settings, Logger) {
         let settings = try Settings(layers)
-        var logger = try bootstrapLogging()
+        StructuredLogHandler.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        var logger = Logger(label: "wms-worker")
         logger[metadataKey: "kafka.group"] = "\(settings.groupID)"
         return (settings, logger)
     }

@@ -7,7 +7,6 @@ import Testing
     @Test func runsWorkOnItsOwnThreadNotThePool() async throws {
         let thread = DedicatedThread(name: "wms.test.run")
         defer { thread.stop() }
-        #expect(!DedicatedThread.isCurrent)
         let onIt = try await thread.run { thread.isCurrentThread }
         #expect(onIt)
         let other = DedicatedThread(name: "wms.test.other")
@@ -23,7 +22,7 @@ import Testing
 
         func increment() -> Bool {
             value += 1
-            return DedicatedThread.isCurrent
+            return thread.isCurrentThread
         }
     }
 
@@ -43,16 +42,18 @@ import Testing
     /// other, which would never happen if one had to finish before the other began.
     @Test func blockingCallsOnSeparateThreadsRunSideBySide() async throws {
         let (firstArrived, secondArrived) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
-        async let first = DedicatedThread(name: "wms.test.a").run {
+        let (a, b) = (DedicatedThread(name: "wms.test.a"), DedicatedThread(name: "wms.test.b"))
+        defer { a.stop(); b.stop() }
+        async let first = a.run {
             firstArrived.signal()
             return secondArrived.wait(timeout: .now() + 10) == .success
         }
-        async let second = DedicatedThread(name: "wms.test.b").run {
+        async let second = b.run {
             secondArrived.signal()
             return firstArrived.wait(timeout: .now() + 10) == .success
         }
-        let (a, b) = try await (first, second)
-        #expect(a && b)
+        let (firstSaw, secondSaw) = try await (first, second)
+        #expect(firstSaw && secondSaw)
     }
 
     @Test func rethrowsErrors() async {

@@ -186,10 +186,13 @@ import TestSupport
         #expect(error?.isRetriable == false)
     }
 
-    @Test func malformedURLIsRejectedBeforeConnecting() async throws {
+    /// Rejected before connecting, by the scheme or by libpq's own parser, whose
+    /// message can quote the password (a bad percent-encoding): it never shows.
+    @Test(arguments: ["mysql://root:hunter2@db/x", "postgresql://root:hun%zzter2@db/x", "postgresql://root@db/x?password=hunter2%zz"])
+    func malformedURLIsRejectedBeforeConnecting(url: String) async throws {
         let error = try await blocking { () -> PostgresError? in
             do {
-                _ = try PostgresConnection(url: "mysql://root:hunter2@db/x")
+                _ = try PostgresConnection(url: url)
                 return nil
             } catch {
                 return error as? PostgresError
@@ -199,6 +202,8 @@ import TestSupport
             Issue.record("expected invalidURL, got \(String(describing: error))")
             return
         }
-        #expect(!detail.contains("hunter2"))
+        for secret in ["hunter2", "hun%zzter2", "zzter2"] {
+            #expect(!detail.contains(secret), "\(detail)")
+        }
     }
 }

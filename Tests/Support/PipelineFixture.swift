@@ -86,7 +86,7 @@ public struct PipelineFixture: Sendable {
             producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers), logger: Self.logger),
             hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
             postgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
-        try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) })
+        try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
         return pipeline.totals
     }
 

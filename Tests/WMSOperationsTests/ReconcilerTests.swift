@@ -36,6 +36,26 @@ import WMSPipeline
         try await f.schema.drop()
     }
 
+    /// Beside running workers: drift gone by the second pass (a batch that was in
+    /// flight) is not reported; drift still there is.
+    @Test func settledComparisonLeavesOutDriftThatPasses() async throws {
+        let f = try await ReconcileFixture.create()
+        let (a, b) = (f.sku("A"), f.sku("B"))
+        let report = try await blocking {
+            try f.seedDay()
+            let redis = try f.redis()
+            let passing = try redis.send("HGET", "inventory:live:{\(a)}:FC1", "onHand").int ?? 0
+            try redis.send("HSET", "inventory:live:{\(a)}:FC1", "onHand", passing + 1)     // in flight
+            try redis.send("HSET", "inventory:live:{\(b)}:FC1", "onHand", 99)              // real
+            return try f.reconciler().compareSettled(pause: {
+                _ = try? redis.send("HSET", "inventory:live:{\(a)}:FC1", "onHand", passing)   // the batch commits
+            })
+        }
+        #expect(report.driftedSKULocations == 1)
+        #expect(report.drifts.map(\.sku) == [b])
+        try await f.schema.drop()
+    }
+
     @Test func driftPlantedInRedisIsFound() async throws {
         let f = try await ReconcileFixture.create()
         let (a, b, x) = (f.sku("A"), f.sku("B"), f.sku("X"))
@@ -349,7 +369,7 @@ struct ReconcileFixture: Sendable {
         try pipeline.run(shouldStop: {
             let totals = pipeline.totals
             return totals.appliedCount + totals.duplicates + totals.deadLetterCount >= messages || ContinuousClock.now >= deadline
-        }, sleep: { Thread.sleep(forTimeInterval: Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) })
+        }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
         let totals = pipeline.totals
         guard totals.appliedCount + totals.duplicates + totals.deadLetterCount >= messages else {
             throw FixtureError("the pipeline saw \(totals.messages) of \(messages) messages in a minute")

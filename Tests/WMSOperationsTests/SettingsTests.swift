@@ -64,6 +64,7 @@ import WMSPipeline
         #expect(settings.sources[.alertsTopic] == .flag)
         #expect(settings.sources[.deadLetterTopic] == .environment)
         #expect(settings.sources[.kafkaProperties] == .flag)
+        #expect(settings.sources[.logFormat] == .flag)
         #expect(settings.sources[.backorderPolicy] == .default)
         // The consumer gets the passed-through properties and the group.
         #expect(settings.consumerConfig.properties["group.id"] == "file-group")

@@ -25,15 +25,14 @@ import WMSPipeline
         // Valid, with a field the worker ignores holding what PostgreSQL's jsonb refuses (\u0000).
         let good = WMSEvents.envelope("\(f.id)-ok", "RECEIVING_COMPLETE", location: "FC1",
                                       #""note":"nul \u0000 größe","items":[{"sku":"\#(sku)","quantity":3}]"#)
-        let (report, dead, levels, tables) = try await blocking {
+        // (postgresLevels reads inventory_levels: it would throw had a message dropped it.)
+        let (report, dead, levels) = try await blocking {
             try f.produce(bad.map(\.value) + [Array(good.utf8)], partition: 0)
             let report = try f.run(untilSeen: bad.count + 1)
-            let tables = try f.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'inventory_levels'").first!["n"].int()
-            return (report, try f.readAll(f.deadLetterTopic, expecting: bad.count), try f.postgresLevels(), tables)
+            return (report, try f.readAll(f.deadLetterTopic, expecting: bad.count), try f.postgresLevels())
         }
         #expect(report.appliedCount == 1)
         #expect(levels["\(sku)@FC1"]?[0] == 3)
-        #expect(tables >= 1)
         #expect(dead.count == bad.count)
         let byOffset = Dictionary(uniqueKeysWithValues: dead.map { (String(decoding: $0.header("wms.source.offset") ?? [], as: UTF8.self), $0) })
         for (offset, expected) in bad.enumerated() {

@@ -4,6 +4,7 @@ import Foundation
 import Postgres
 import Redis
 import WMSOperations
+import WMSService
 
 struct Reconcile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,40 +35,25 @@ struct Reconcile: AsyncParsableCommand {
             let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
                                         displayCache: try RedisConnection(url: settings.displayCache), reserved: reserved)
             guard repair else {
-                // With workers running, a SKU-location in the middle of a batch (Redis
-                // written, PostgreSQL not yet) differs for a moment: only what differs
-                // in both passes, 2 s apart, counts. (Beyond 100,000 drifted
-                // SKU-locations this is no passing moment: the second pass stands.)
-                let listable = max(maxListed, 100_000)
-                var report = try reconciler.compare(maxListed: listable)
-                if report.hasDrift {
-                    Thread.sleep(forTimeInterval: 2)
-                    let first = report.driftedSKULocations <= listable ? Set(report.drifts.map(\.redisKey)) : nil
-                    report = try reconciler.compare(maxListed: listable)
-                    if let first, report.driftedSKULocations <= listable {
-                        report.drifts = report.drifts.filter { first.contains($0.redisKey) }
-                        report.driftedSKULocations = report.drifts.count
-                    }
-                }
-                report.maxListed = maxListed
-                report.drifts = Array(report.drifts.prefix(maxListed))
+                let report = try reconciler.compareSettled(maxListed: maxListed)
                 Self.show(report, json: json)
                 return report.hasDrift
             }
-            Self.say("repair: safe only while every worker of group \(settings.groupID) is stopped; checking that no member is active")
-            guard let guardian = try GroupOffsets.joinAlone(settings: settings, logger: logger, shouldStop: { false }) else { return true }
-            // Held through the repair: a worker that starts meanwhile shares the group
-            // with it instead of quietly consuming alone.
+            say("repair: safe only while every worker of group \(settings.groupID) is stopped; checking that no member is active")
+            let guardian = try GroupOffsets.joinAlone(settings: settings, logger: logger)
+            // Held through the repair, so a worker started meanwhile gets a share at
+            // most, not the whole group. It is not polled: a repair longer than
+            // max.poll.interval.ms (300 s by default) loses it.
             defer { try? guardian.close() }
             let before = try reconciler.compare(maxListed: maxListed)
-            Self.say("repair: before, \(before.driftedSKULocations) of \(before.skuLocations) SKU-locations drift; rebuilding Redis from PostgreSQL")
+            say("repair: before, \(before.driftedSKULocations) of \(before.skuLocations) SKU-locations drift; rebuilding Redis from PostgreSQL")
             let summary = try reconciler.repair()
             let after = try reconciler.compare(maxListed: maxListed)
             if json {
                 Self.show(after, json: true)
             } else {
-                Self.say(summary.table())
-                Self.say("repair: after, " + (after.hasDrift ? "drift remains:" : "no drift"))
+                say(summary.table())
+                say("repair: after, " + (after.hasDrift ? "drift remains:" : "no drift"))
                 if after.hasDrift { Self.show(after, json: false) }
             }
             logger.notice("Redis rebuilt from PostgreSQL", metadata: [
@@ -84,10 +70,6 @@ struct Reconcile: AsyncParsableCommand {
         } else {
             say(report.table())
         }
-    }
-
-    static func say(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 }
 
