@@ -168,7 +168,6 @@ public struct RepairSummary: Codable, Sendable, Hashable {
     /// `inventory:backorder-seq:*` counters raised to PostgreSQL's highest place.
     public var backorderSequencesWritten = 0
     /// Pick tallies (`inventory:picked:*`) written from the ledger.
-    public var pickTalliesWritten = 0
     /// Keys deleted before the rebuild, since PostgreSQL cannot vouch for them.
     public var orderLineKeysDeleted = 0
     public var backorderQueuesDeleted = 0
@@ -188,7 +187,6 @@ public struct RepairSummary: Codable, Sendable, Hashable {
             ("backorder queues written", backorderQueuesWritten),
             ("waiting order lines written", waitingLinesWritten),
             ("backorder sequences written", backorderSequencesWritten),
-            ("pick tallies written", pickTalliesWritten),
             ("order line keys deleted", orderLineKeysDeleted),
             ("backorder queues deleted", backorderQueuesDeleted),
             ("pick tallies deleted", pickTalliesDeleted),

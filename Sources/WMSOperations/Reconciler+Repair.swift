@@ -11,8 +11,8 @@ extension Reconciler {
     /// failure half way, say).
     ///
     /// 1. Deletes what PostgreSQL cannot vouch for and the rebuild replaces: order
-    ///    line keys, backorder queues, pick tallies, and the scripts' deduplication
-    ///    marks. A worker killed between its Redis step and its PostgreSQL
+    ///    line keys, backorder queues, pick tallies, the scripts' deduplication
+    ///    marks, and the lines cancellations resolved. A worker killed between its Redis step and its PostgreSQL
     ///    transaction leaves in Redis the effects of events PostgreSQL does not
     ///    hold; the rebuild drops those effects, so the marks saying they were
     ///    applied must go too, or the replay that follows would skip them. Events
@@ -23,8 +23,9 @@ extension Reconciler {
     /// 3. Writes every backorder queue and the key of each waiting line (what a
     ///    fill and a cancellation read), and raises each SKU's backorder sequence
     ///    to PostgreSQL's highest place, so new lines queue behind.
-    /// 4. Writes the pick tallies of orders picked within the deduplication window,
-    ///    less what cancellations used up, from the ledger.
+    ///
+    /// Pick tallies and settled order lines are not written back: a cancellation
+    /// reads what Redis no longer holds from PostgreSQL.
     ///
     /// It keeps the eventId claims (which payload of an eventId stands) and the
     /// checkout service's reservations (PostgreSQL does not have them).
@@ -34,13 +35,13 @@ extension Reconciler {
         summary.orderLineKeysDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.orderLinePrefix(sku: "")) + "*")
         summary.backorderQueuesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.backorders(sku: "", location: "")) + "*")
         summary.pickTalliesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.picked(sku: "", location: "", orderId: "")) + "*")
+        summary.deduplicationMarksDeleted += try deleteAll(TaggedKeys.namespace(RedisKeys.cancelledLines(eventId: "")) + "*")
         try postgres.withTransaction { db in
             try db.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             try writeLiveHashes(db, &summary)
             try deleteHashesWithoutRow(db, &summary)
             try writeQueues(db, &summary)
             try writeSequences(db, &summary)
-            try writePickTallies(db, &summary)
         }
         return summary
     }
@@ -179,63 +180,6 @@ extension Reconciler {
                 .map { sequence, _ in RedisCommand("SET", sequence.key, sequence.seq) }
             for reply in try hot.pipeline(raises) { _ = try reply.get() }
             summary.backorderSequencesWritten += raises.count
-        }
-    }
-
-    /// The tally `apply_event.lua` keeps per SKU, location and order: the picks
-    /// (INCRBY, the key's expiry renewed at each pick), less what each cancellation
-    /// of an allocated line used up (the line's quantity less what it released).
-    /// The key expires `deduplicationWindow` after the last pick, so only the
-    /// picks since the last gap that long count, and only tallies whose last pick
-    /// is within the window are written, with the expiry they had left.
-    private func writePickTallies(_ db: PostgresConnection, _ summary: inout RepairSummary) throws {
-        let window = deduplicationWindow / .seconds(1)
-        try db.query("""
-            DECLARE reconcile_picks NO SCROLL CURSOR FOR
-            WITH recent AS (
-                SELECT DISTINCT t.sku, t.location_id, e.payload::json ->> 'orderId' AS order_id
-                FROM inventory_events e JOIN inventory_transactions t ON t.event_id = e.event_id
-                WHERE e.event_type = \(EventType.pickComplete.rawValue) AND t.d_picked <> 0
-                  AND e.applied_at > now() - make_interval(secs => \(window)::float8)
-            ), picks AS (
-                SELECT r.sku, r.location_id, r.order_id, t.d_picked AS quantity, e.applied_at AS at
-                FROM recent r
-                JOIN inventory_transactions t ON t.sku = r.sku AND t.location_id = r.location_id
-                                             AND t.event_type = \(EventType.pickComplete.rawValue) AND t.d_picked <> 0
-                JOIN inventory_events e ON e.event_id = t.event_id AND e.payload::json ->> 'orderId' = r.order_id
-            ), starts AS (
-                SELECT *, CASE WHEN at - lag(at) OVER w < make_interval(secs => \(window)::float8) THEN 0 ELSE 1 END AS starts
-                FROM picks WINDOW w AS (PARTITION BY sku, location_id, order_id ORDER BY at)
-            ), sessions AS (
-                SELECT *, sum(starts) OVER (PARTITION BY sku, location_id, order_id ORDER BY at ROWS UNBOUNDED PRECEDING) AS session
-                FROM starts
-            ), last AS (
-                SELECT sku, location_id, order_id, sum(quantity) AS picked, min(at) AS since, max(at) AS last_pick
-                FROM (SELECT *, max(session) OVER (PARTITION BY sku, location_id, order_id) AS last_session FROM sessions) s
-                WHERE session = last_session
-                GROUP BY sku, location_id, order_id
-            )
-            SELECT p.sku, p.location_id, p.order_id, (p.picked - coalesce(u.used, 0))::bigint AS tally,
-                   greatest(1, ceil(extract(epoch FROM p.last_pick + make_interval(secs => \(window)::float8) - now())))::bigint AS ttl
-            FROM last p
-            LEFT JOIN LATERAL (
-                SELECT sum(a.quantity - a.released) AS used FROM allocations a
-                WHERE a.order_id = p.order_id AND a.sku = p.sku AND a.location_id = p.location_id
-                  AND a.status = 'cancelled' AND a.decision <> 'cancelled' AND a.cancelled_at >= p.since
-                  -- A line cancelled while it waited in the queue had nothing picked.
-                  AND NOT EXISTS (SELECT 1 FROM backorders b
-                                  WHERE b.order_id = a.order_id AND b.line_id = a.line_id AND b.status = 'dropped')
-            ) u ON true
-            WHERE p.picked - coalesce(u.used, 0) > 0
-            """)
-        try fetchAll("reconcile_picks", db) { rows in
-            let commands = try rows.map { row in
-                RedisCommand("SET", RedisKeys.picked(sku: try row["sku"].string(), location: try row["location_id"].string(),
-                                                     orderId: try row["order_id"].string()),
-                             try row["tally"].int(), "EX", try row["ttl"].int())
-            }
-            for reply in try hot.pipeline(commands) { _ = try reply.get() }
-            summary.pickTalliesWritten += commands.count
         }
     }
 

@@ -25,22 +25,17 @@ public struct Reconciler {
     /// entry of every SKU it rewrote.
     public var displayCache: RedisConnection?
     public var reserved: ReservedOwnership
-    /// How long the pipeline keeps settled keys (its `deduplicationWindow`): a pick
-    /// tally lives that long after the order's last pick.
-    public var deduplicationWindow: Duration
     /// Rows per cursor FETCH and keys per SCAN page (its COUNT) when reading.
     public var readChunk = 1000
     /// Keys per pipeline when writing.
     public var writeChunk = 500
 
     public init(hot: RedisConnection, postgres: PostgresConnection, displayCache: RedisConnection? = nil,
-                reserved: ReservedOwnership = .checkoutService,
-                deduplicationWindow: Duration = PipelineSettings(topics: []).deduplicationWindow) {
+                reserved: ReservedOwnership = .checkoutService) {
         self.hot = hot
         self.postgres = postgres
         self.displayCache = displayCache
         self.reserved = reserved
-        self.deduplicationWindow = deduplicationWindow
     }
 
     // MARK: Compare

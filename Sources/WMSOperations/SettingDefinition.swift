@@ -61,6 +61,9 @@ extension SettingDefinition {
         "variance.units", default: "10", help: "A cycle count alerts when |variance| is above this many units.")
     public static let varianceFraction = SettingDefinition(
         "variance.fraction", default: "0.05", help: "… or when |variance| / expectedCount is above this fraction.")
+    public static let redisGrace = SettingDefinition(
+        "redis.grace", default: "300",
+        help: "Seconds Redis keeps an event's claims, marks, order lines and pick tallies after its PostgreSQL commit (never less before it).")
     public static let logFormat = SettingDefinition("log.format", default: "logfmt", help: "Log lines as logfmt or json.")
     public static let logLevel = SettingDefinition(
         "log.level", default: "info", help: "trace, debug, info, notice, warning, error or critical.")
@@ -70,7 +73,7 @@ extension SettingDefinition {
     /// Every setting, in the order `wms-worker config` prints them.
     public static let all: [SettingDefinition] = [
         configFile, kafkaBrokers, groupID, topics, kafkaProperties, consumerProperties, redisURL, displayCacheURL, postgresURL,
-        alertsTopic, allocationsTopic, deadLetterTopic, httpAddress, backorderPolicy, varianceUnits, varianceFraction,
+        alertsTopic, allocationsTopic, deadLetterTopic, httpAddress, backorderPolicy, varianceUnits, varianceFraction, redisGrace,
         logFormat, logLevel, shutdownTimeout,
     ]
 }

@@ -36,6 +36,7 @@ public struct Settings: Sendable {
     public var logFormat: LogFormat
     public var logLevel: Logger.Level
     public var shutdownTimeout: Duration
+    public var redisGrace: Duration
     public var configFile: String?
     /// Where each setting's value came from, for `wms-worker config`.
     public var sources: [SettingDefinition: SettingSource]
@@ -83,6 +84,10 @@ public struct Settings: Sendable {
             guard let seconds = Int(text), seconds > 0, seconds <= 3600 else { throw SettingProblem("'\(text)' is not a number of seconds from 1 to 3600") }
             return .seconds(seconds)
         } ?? .seconds(30)
+        redisGrace = try reader.parsed(.redisGrace) { text in
+            guard let seconds = Int(text), seconds > 0, seconds <= 86_400 else { throw SettingProblem("'\(text)' is not a number of seconds from 1 to 86400") }
+            return .seconds(seconds)
+        } ?? .seconds(300)
         sources = reader.sources
     }
 
@@ -127,6 +132,7 @@ public struct Settings: Sendable {
             .httpAddress: httpAddress.description, .backorderPolicy: backorderPolicy.rawValue,
             .varianceUnits: String(varianceThresholds.absolute), .varianceFraction: String(varianceThresholds.fraction),
             .logFormat: logFormat.rawValue, .logLevel: logLevel.rawValue, .shutdownTimeout: String(shutdownTimeout.components.seconds),
+            .redisGrace: String(redisGrace.components.seconds),
         ]
         return SettingDefinition.all.map { Effective(name: $0.environmentName, value: values[$0] ?? "", source: sources[$0] ?? .default) }
     }
@@ -151,6 +157,7 @@ public struct Settings: Sendable {
         settings.deadLetterTopic = deadLetterTopic
         settings.backorderPolicy = backorderPolicy
         settings.varianceThresholds = varianceThresholds
+        settings.redisGrace = redisGrace
         return settings
     }
 

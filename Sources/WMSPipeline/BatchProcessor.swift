@@ -78,42 +78,80 @@ final class BatchProcessor {
 
         // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
         // before anything is applied: conflicting payloads touching different SKUs,
-        // or a resend after a crash, cannot both land.
+        // or a resend after a crash, cannot both land. Of those it holds, the ones
+        // whose keys a crash left unreleased are found.
         var claims: [(eventId: String, digest: String)] = []
-        for case .success(let event) in decoded where stored[event.event.eventId] == nil {
-            claims.append((event.event.eventId, event.digest))
+        var known: [String] = []
+        for case .success(let event) in decoded {
+            if stored[event.event.eventId] == nil { claims.append((event.event.eventId, event.digest)) } else { known.append(event.event.eventId) }
         }
-        let standing = try hotStore.claim(claims)
+        let standing = try hotStore.claim(claims, known: Array(Set(known)))
         lap("claim")
-        var dispositions = Self.plan(decoded, stored: stored, standing: standing.mapValues(\.digest))
-        let orders = try orderContext(dispositions)
+        var dispositions = Self.plan(decoded, stored: stored, standing: standing.standing)
+        let orders = try orderContext(dispositions, unreleased: standing.unreleased)
+        Self.rejectChangedLines(&dispositions, orders: orders)
+        let unreleased = dispositions.compactMap { disposition -> DecodedEvent? in
+            guard case .alreadyApplied(let decoded) = disposition, standing.unreleased.contains(decoded.event.eventId) else { return nil }
+            return decoded
+        }
+        // Order lines are claimed in PostgreSQL before any is decided in Redis: a
+        // confirmation that another worker gave another content loses, now or later.
+        let changedElsewhere = try store.claimOrderLines(dispositions.flatMap { disposition -> [(eventId: String, orderId: String, line: OrderLine)] in
+            guard case .apply(let decoded) = disposition, case .orderConfirmed(let orderId, let lines) = decoded.event.body else { return [] }
+            return lines.map { (decoded.event.eventId, orderId, $0) }
+        })
+        for (index, disposition) in dispositions.enumerated() {
+            guard case .apply(let decoded) = disposition, changedElsewhere.contains(decoded.event.eventId) else { continue }
+            dispositions[index] = .deadLetter(.changedOrderLine(eventId: decoded.event.eventId, detail: "as claimed by another event"))
+        }
+        let lineClaims = try hotStore.claimLines(cancellations: Self.resolveCancellations(dispositions, orders: orders),
+                                                 recall: unreleased.filter { $0.event.type == .orderCancelled }.map(\.event.eventId))
         let nowMs = now()
-        let (changes, owners, cancellations) = Self.skuChanges(dispositions, orders: orders, claims: standing)
-        let outcomes = try hotStore.apply(changes, cancellations: cancellations, nowMs: nowMs)
+        let (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: lineClaims.cancelledLines)
+        let outcomes = try hotStore.apply(changes, nowMs: nowMs)
         lap("redis")
         faults.reached(.afterRedis)
 
         var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes,
                                    nowMs: nowMs, report: &report)
-        try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
+        let lateChanges = try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
         lap("records")
+        // Right after the hot store changed, before PostgreSQL: a retry after a
+        // crash past the commit may no longer know what a late release touched.
+        // Events applied before count too: a run that died after its scripts may
+        // not have got here.
+        try hotStore.invalidateDisplay(skus: Set(changes.map(\.sku) + lateChanges.map(\.sku)
+            + dispositions.flatMap { disposition -> [String] in
+                guard case .alreadyApplied(let decoded) = disposition else { return [] }
+                return decoded.event.skus(orders: orders.lines)
+            }))
+        lap("display")
+        faults.reached(.afterDisplayInvalidation)
         try store.write(records)
         lap("postgres")
         faults.reached(.afterPostgres)
 
-        // Events applied before count too: a run that died after PostgreSQL may not
-        // have reached the display cache.
-        let touched = Set(records.ledger.filter(\.touchesLevels).map(\.sku) + records.lateCancellations.map(\.pending.line.sku)).union(dispositions.flatMap { disposition -> [String] in
-            guard case .alreadyApplied(let decoded) = disposition else { return [] }
-            return decoded.event.skus
-        })
-        try hotStore.invalidateDisplay(skus: touched)
-        lap("display")
-        faults.reached(.afterDisplayInvalidation)
+        // PostgreSQL now answers for what the batch wrote in Redis: it may go after
+        // the grace. So may what a crash past an earlier commit left.
+        let recalled = Self.skuChanges(unreleased.map { .apply($0) }, orders: OrderContext(), cancelledLines: lineClaims.cancelledLines,
+                                       everyLine: true).changes
+        try hotStore.release(zip(changes, outcomes).filter { $0.1.result != nil }.map(\.0) + lateChanges + recalled,
+                             eventKeys: standing.created + lineClaims.created + unreleased.flatMap(Self.claimKeys))
+        lap("release")
 
         report.published = try publish(records, dispositions)
         lap("publish")
         return report
+    }
+
+    /// The claims an event holds: its eventId, its order lines, its resolved cancellation.
+    static func claimKeys(_ decoded: DecodedEvent) -> [String] {
+        var keys = [RedisKeys.claim(eventId: decoded.event.eventId)]
+        switch decoded.event.body {
+        case .orderCancelled: keys.append(RedisKeys.cancelledLines(eventId: decoded.event.eventId))
+        default: break
+        }
+        return keys
     }
 
     // MARK: Steps
@@ -148,20 +186,26 @@ final class BatchProcessor {
     /// a crash returning the decision it made before the cancellation).
     /// Each gets a script call with a mark of its own, so a retry does not release
     /// twice; the records delete the pending row in the batch's transaction.
-    private func releasePendingCancellations(into records: inout BatchRecords, nowMs: Int64, report: inout BatchReport) throws {
+    /// Returns the changes, for their release after the commit.
+    private func releasePendingCancellations(into records: inout BatchRecords, nowMs: Int64, report: inout BatchReport) throws -> [SKUChange] {
         let pending = try store.pendingCancellations(limit: 100)
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else { return [] }
+        let picks = try store.pickHistories(of: Array(Set(pending.map(\.orderId))))
         let changes = pending.map { item in
-            var change = SKUChange(eventId: "\(item.cancelEventId):late-cancel:\(item.orderId):\(item.line.lineId)",
+            var change = SKUChange(eventId: DerivedID.lateCancellationToken(cancelEventId: item.cancelEventId, orderId: item.orderId,
+                                                                            lineId: item.line.lineId),
                                    digest: "late-cancel", sku: item.line.sku)
-            change.cancels.append(SKUChange.Cancel(location: change.location(item.line.locationId), orderId: item.orderId,
-                                                   lineId: item.line.lineId, known: (item.line.status, item.line.quantity)))
+            change.cancels.append(SKUChange.Cancel(
+                location: change.location(item.line.locationId), orderId: item.orderId, lineId: item.line.lineId,
+                known: (item.line.status, item.line.quantity),
+                picks: picks[InventoryStore.PickPlace(orderId: item.orderId, sku: item.line.sku, locationId: item.line.locationId)] ?? PickHistory()))
             return change
         }
-        for (item, outcome) in zip(pending, try hotStore.apply(changes, cancellations: [], nowMs: nowMs)) {
+        for (item, outcome) in zip(pending, try hotStore.apply(changes, nowMs: nowMs)) {
             guard let result = outcome.result else { continue }
             let released = result.cancels.first?.released ?? 0
-            records.lateCancellations.append(LateCancellationRecord(pending: item, released: released))
+            records.lateCancellations.append(LateCancellationRecord(pending: item, released: released,
+                                                                    picksUsed: result.cancels.first?.picksUsed ?? 0))
             report.decisions["cancelled late", default: 0] += 1
             logger.warning("order line cancelled late: its confirmation and its cancellation ran side by side", metadata: [
                 "order_id": "\(item.orderId)", "line_id": "\(item.line.lineId)", "released": "\(released)",
@@ -171,39 +215,100 @@ final class BatchProcessor {
                 .cancelled, orderId: item.orderId, locationId: item.line.locationId,
                 lines: [.init(lineId: item.line.lineId, sku: item.line.sku, quantity: released)],
                 causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
-                messageId: "allocation-cancelled-late:\(item.cancelEventId):\(item.orderId):\(item.line.lineId)"))
+                messageId: DerivedID.lateAllocationCancelled(cancelEventId: item.cancelEventId, orderId: item.orderId, lineId: item.line.lineId)))
         }
+        return changes
     }
 
     /// What PostgreSQL knows of the orders of the batch's order events.
     struct OrderContext {
         var lines: [String: [StoredOrderLine]] = [:]
         var cancelled: [String: Set<String>] = [:]
+        /// Picks of the orders cancellations name, for tallies Redis no longer holds.
+        var picks: [InventoryStore.PickPlace: PickHistory] = [:]
     }
 
-    private func orderContext(_ dispositions: [Disposition]) throws -> OrderContext {
-        let orderIds = Set(dispositions.compactMap { disposition -> String? in
-            guard case .apply(let decoded) = disposition else { return nil }
-            switch decoded.event.body {
-            case .orderConfirmed(let orderId, _), .orderCancelled(let orderId, _): return orderId
-            default: return nil
+    /// The orders of the events to apply, and of the duplicates whose keys are to
+    /// be released or whose SKUs are to be invalidated (a cancellation's SKUs are
+    /// its order's).
+    private func orderContext(_ dispositions: [Disposition], unreleased: Set<String>) throws -> OrderContext {
+        var orderIds: Set<String> = []
+        var cancelledOrders: Set<String> = []
+        for disposition in dispositions {
+            switch disposition {
+            case .apply(let decoded):
+                switch decoded.event.body {
+                case .orderConfirmed(let orderId, _): orderIds.insert(orderId)
+                case .orderCancelled(let orderId, _):
+                    orderIds.insert(orderId)
+                    cancelledOrders.insert(orderId)
+                default: break
+                }
+            case .alreadyApplied(let decoded):
+                if case .orderCancelled(let orderId, _) = decoded.event.body { orderIds.insert(orderId) }
+            case .deadLetter:
+                break
             }
-        })
+        }
         guard !orderIds.isEmpty else { return OrderContext() }
-        return OrderContext(lines: try store.orderLines(of: Array(orderIds)), cancelled: try store.cancellations(of: Array(orderIds)))
+        return OrderContext(lines: try store.orderLines(of: Array(orderIds)), cancelled: try store.cancellations(of: Array(orderIds)),
+                            picks: try store.pickHistories(of: Array(cancelledOrders)))
+    }
+
+    /// An order line is decided once: a confirmation that gives a line PostgreSQL
+    /// holds, or an earlier event of the batch gave, another SKU, location or
+    /// quantity is a bad event as a whole (contract, section 2).
+    static func rejectChangedLines(_ dispositions: inout [Disposition], orders: OrderContext) {
+        var seen: [String: [String: OrderLine]] = [:]
+        for (index, disposition) in dispositions.enumerated() {
+            guard case .apply(let decoded) = disposition, case .orderConfirmed(let orderId, let lines) = decoded.event.body else { continue }
+            let stored = orders.lines[orderId] ?? []
+            let changed = lines.first { line in
+                if let earlier = seen[orderId]?[line.lineId] { return earlier != line }
+                return stored.first { $0.lineId == line.lineId }.map { !$0.matches(line) } ?? false
+            }
+            if let changed {
+                dispositions[index] = .deadLetter(.changedOrderLine(eventId: decoded.event.eventId, detail: "line '\(changed.lineId)'"))
+                continue
+            }
+            for line in lines { seen[orderId, default: [:]][line.lineId] = line }
+        }
+    }
+
+    /// The lines each cancellation to apply covers, as this worker sees them now:
+    /// PostgreSQL's lines of the order and those confirmed earlier in the batch.
+    /// `HotStore.claimLines` makes the first resolution of a cancellation stand.
+    static func resolveCancellations(_ dispositions: [Disposition], orders: OrderContext) -> [(eventId: String, lines: [HotStore.CancelledLine])] {
+        var batchLines: [String: [OrderLine]] = [:]
+        var resolved: [(eventId: String, lines: [HotStore.CancelledLine])] = []
+        for disposition in dispositions {
+            guard case .apply(let decoded) = disposition else { continue }
+            switch decoded.event.body {
+            case .orderConfirmed(let orderId, let lines):
+                batchLines[orderId, default: []] += lines
+            case .orderCancelled(let orderId, let lineIds):
+                let stored = orders.lines[orderId] ?? []
+                let lines = (stored.map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: $0) }
+                    + (batchLines[orderId] ?? []).filter { line in !stored.contains { $0.lineId == line.lineId } }
+                        .map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: nil) })
+                    .filter { lineIds?.contains($0.lineId) ?? true }
+                resolved.append((decoded.event.eventId, lines))
+            default:
+                break
+            }
+        }
+        return resolved
     }
 
     /// One script call per event and SKU: the deltas per location summed, picks
     /// tallied per order, order lines confirmed or cancelled. A pack moves nothing
     /// and needs none; a cycle count always runs, even with no variance, to learn
-    /// the worker's onHand for the mirror drift.
-    static func skuChanges(_ dispositions: [Disposition], orders: OrderContext, claims: [String: HotStore.Claim])
-        -> ([SKUChange], owners: [Int], cancellations: [(eventId: String, digest: String, lines: [HotStore.CancelledLine])]) {
+    /// the worker's onHand for the mirror drift. `everyLine`: every line a
+    /// confirmation names, decided before or not (the keys a release may free).
+    static func skuChanges(_ dispositions: [Disposition], orders: OrderContext, cancelledLines: [String: [HotStore.CancelledLine]],
+                           everyLine: Bool = false) -> (changes: [SKUChange], owners: [Int]) {
         var changes: [SKUChange] = []
         var owners: [Int] = []
-        var cancellations: [(eventId: String, digest: String, lines: [HotStore.CancelledLine])] = []
-        // Order lines and cancellations seen earlier in this batch, in offset order.
-        var batchLines: [String: [OrderLine]] = [:]
         var batchCancelled = orders.cancelled
         for (index, disposition) in dispositions.enumerated() {
             guard case .apply(let decoded) = disposition else { continue }
@@ -229,7 +334,7 @@ final class BatchProcessor {
                     change(item.sku) { $0.picks.append(($0.location(event.locationId ?? ""), orderId, item.quantity)) }
                 }
             case .orderConfirmed(let orderId, let lines):
-                let decided = Set((orders.lines[orderId] ?? []).map(\.lineId))
+                let decided = everyLine ? [] : Set((orders.lines[orderId] ?? []).map(\.lineId))
                 for line in lines where !decided.contains(line.lineId) {
                     let cancelled = batchCancelled[orderId].map { $0.contains("*") || $0.contains(line.lineId) } ?? false
                     change(line.sku) { change in
@@ -238,25 +343,13 @@ final class BatchProcessor {
                             quantity: line.quantity, reservationId: line.reservationId, cancelled: cancelled))
                     }
                 }
-                batchLines[orderId, default: []] += lines
             case .orderCancelled(let orderId, let lineIds):
-                // The lines this cancellation resolved when it first ran, or now.
-                let lines: [HotStore.CancelledLine]
-                if let resolved = claims[event.eventId]?.cancelledLines {
-                    lines = resolved
-                } else {
-                    let stored = orders.lines[orderId] ?? []
-                    lines = (stored.map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: $0) }
-                        + (batchLines[orderId] ?? []).filter { line in !stored.contains { $0.lineId == line.lineId } }
-                            .map { HotStore.CancelledLine(lineId: $0.lineId, sku: $0.sku, locationId: $0.locationId, known: nil) })
-                        .filter { lineIds?.contains($0.lineId) ?? true }
-                    cancellations.append((event.eventId, decoded.digest, lines))
-                }
-                for line in lines {
+                for line in cancelledLines[event.eventId] ?? [] {
                     change(line.sku) { change in
                         change.cancels.append(SKUChange.Cancel(
                             location: change.location(line.locationId), orderId: orderId, lineId: line.lineId,
-                            known: line.known.map { ($0.status, $0.quantity) }))
+                            known: line.known.map { ($0.status, $0.quantity) },
+                            picks: orders.picks[InventoryStore.PickPlace(orderId: orderId, sku: line.sku, locationId: line.locationId)] ?? PickHistory()))
                     }
                 }
                 batchCancelled[orderId, default: []].formUnion(lineIds ?? ["*"])
@@ -268,7 +361,7 @@ final class BatchProcessor {
                 owners.append(index)
             }
         }
-        return (changes, owners, cancellations)
+        return (changes, owners)
     }
 
     private func buildRecords(_ messages: [KafkaMessage], _ dispositions: inout [Disposition], changes: [SKUChange],
@@ -308,10 +401,12 @@ final class BatchProcessor {
                     eventId: event.eventId, eventType: event.type.rawValue, locationId: event.locationId,
                     occurredAtMs: event.occurredAtMs, canonicalJSON: String(decoding: decoded.canonicalJSON, as: UTF8.self),
                     digest: decoded.digest, sourceTopic: message.topic, sourcePartition: message.partition, sourceOffset: message.offset))
+                // A pick's rows name its order: a cancellation counts the order's picks.
+                let pickedFor: String? = if case .pick(let orderId, _) = event.body { orderId } else { nil }
                 for effect in event.effects {
                     records.ledger.append(LedgerRecord(
                         eventId: event.eventId, eventType: event.type.rawValue, entryNo: records.ledger.count(for: event.eventId),
-                        lineNo: effect.lineNo, sku: effect.sku, locationId: effect.locationId, deltas: effect.deltas,
+                        lineNo: effect.lineNo, orderId: pickedFor, sku: effect.sku, locationId: effect.locationId, deltas: effect.deltas,
                         touchesLevels: !effect.deltas.isZero || event.type == .cycleCountAdjustment))
                 }
                 let results = resultsByMessage[index] ?? []
@@ -361,7 +456,8 @@ final class BatchProcessor {
             }
             for cancelled in result.cancels {
                 records.cancelledLines.append(LineChangeRecord(orderId: cancelled.orderId, lineId: cancelled.lineId,
-                                                               eventId: event.eventId, released: cancelled.released))
+                                                               eventId: event.eventId, released: cancelled.released,
+                                                               picksUsed: cancelled.picksUsed))
                 report.decisions["cancelled", default: 0] += 1
                 guard cancelled.released > 0,
                       let cancel = change.cancels.first(where: { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }) else { continue }
@@ -453,6 +549,12 @@ extension [LedgerRecord] {
 }
 
 extension InboundEvent {
+    /// Every SKU the event touches: for a cancellation, its order's, as PostgreSQL holds them.
+    func skus(orders: [String: [StoredOrderLine]]) -> [String] {
+        if case .orderCancelled(let orderId, _) = body { return (orders[orderId] ?? []).map(\.sku) }
+        return skus
+    }
+
     /// Every SKU the event names.
     var skus: [String] {
         switch body {

@@ -26,6 +26,8 @@ struct SKUChange: Sendable {
         var lineId: String
         /// What PostgreSQL holds for the line, for when its Redis key has expired.
         var known: (status: String, quantity: Int64)?
+        /// PostgreSQL's picks of the order at the location, for when its Redis tally has expired.
+        var picks = PickHistory()
     }
 
     var eventId: String
@@ -77,6 +79,8 @@ struct SKUResult: Sendable, Equatable {
         var orderId: String
         var lineId: String
         var released: Int64
+        /// The picks the line accounted for (an allocated line's quantity less what was released).
+        var picksUsed: Int64
         /// allocated or backordered.
         var was: String
     }
@@ -120,30 +124,32 @@ public enum BackorderPolicy: String, Sendable, CaseIterable {
     case fillWhatFits = "fill-what-fits"
 }
 
-/// The Redis side of a batch: the hot store's script, and the display cache.
+/// The Redis side of a batch: the hot store's scripts, the claims, and the display cache.
+///
+/// Nothing the worker writes for an event (claims, marks, order lines, pick
+/// tallies) expires before the event is committed in PostgreSQL, however long
+/// that takes; `release` gives it a short grace after the commit. So Redis memory
+/// spent on deduplication is bounded by the events in flight, and whatever Redis
+/// no longer holds, PostgreSQL does (contract, section 4).
 final class HotStore {
-    static let applyScript: RedisScript = {
-        let url = Bundle.module.url(forResource: "apply_event", withExtension: "lua", subdirectory: "Lua")!
+    static let applyScript = script("apply_event")
+    static let releaseScript = script("release_keys")
+
+    private static func script(_ name: String) -> RedisScript {
+        let url = Bundle.module.url(forResource: name, withExtension: "lua", subdirectory: "Lua")!
         return try! RedisScript(contentsOf: url)
-    }()
+    }
 
     let hot: RedisConnection
     let displayCache: RedisConnection
-    let keepSeconds: Int64
+    let graceMilliseconds: Int64
     let policy: BackorderPolicy
 
-    init(hot: RedisConnection, displayCache: RedisConnection, deduplicationWindow: Duration, policy: BackorderPolicy) {
+    init(hot: RedisConnection, displayCache: RedisConnection, grace: Duration, policy: BackorderPolicy) {
         self.hot = hot
         self.displayCache = displayCache
-        self.keepSeconds = max(1, deduplicationWindow.components.seconds)
+        self.graceMilliseconds = max(1, Int64(grace / .milliseconds(1)))
         self.policy = policy
-    }
-
-    /// The payload that stands for an eventId, and the order lines a cancellation
-    /// resolved when it first ran (see `apply`).
-    struct Claim: Sendable {
-        var digest: String
-        var cancelledLines: [CancelledLine]?
     }
 
     /// An order line a cancellation found, as it found it.
@@ -154,44 +160,97 @@ final class HotStore {
         var known: StoredOrderLine?
     }
 
-    /// Claims each eventId for a payload, in the order given: the first payload to
-    /// claim an eventId (in this batch, an earlier one, or another worker's) is the
-    /// one that stands. Returns each standing claim. One round trip.
-    func claim(_ events: [(eventId: String, digest: String)]) throws -> [String: Claim] {
-        guard !events.isEmpty else { return [:] }
-        let replies = try hot.pipeline(events.map {
-            RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET", "EX", keepSeconds)
-        })
-        var standing: [String: Claim] = [:]
-        for (event, reply) in zip(events, replies) where standing[event.eventId] == nil {
-            standing[event.eventId] = try reply.get().bytes.map(Self.parseClaim) ?? Claim(digest: event.digest)
+    /// What the claims say of a batch's events.
+    struct Claims: Sendable {
+        /// The digest of the payload that stands for each new eventId.
+        var standing: [String: String] = [:]
+        /// Events PostgreSQL holds whose keys were never released (a run that died
+        /// between its commit and its release): they are released now.
+        var unreleased: Set<String> = []
+        /// The claim keys this call created: the batch releases them after its commit.
+        var created: [String] = []
+    }
+
+    /// Claims each new eventId for a payload, in the order given: the first payload
+    /// to claim an eventId (in this batch, an earlier one, or another worker's) is
+    /// the one that stands. And asks, for events PostgreSQL already holds, whether
+    /// their claim is still there without expiry. One round trip.
+    func claim(_ events: [(eventId: String, digest: String)], known: [String]) throws -> Claims {
+        guard !events.isEmpty || !known.isEmpty else { return Claims() }
+        let replies = try hot.pipeline(events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
+            + known.map { RedisCommand("PTTL", RedisKeys.claim(eventId: $0)) })
+        var claims = Claims()
+        for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {
+            // Claims of workers before 0004 held "digest|lines".
+            guard let bytes = try reply.get().bytes else {
+                claims.standing[event.eventId] = event.digest
+                claims.created.append(RedisKeys.claim(eventId: event.eventId))
+                continue
+            }
+            claims.standing[event.eventId] = String(decoding: bytes.prefix { $0 != UInt8(ascii: "|") }, as: UTF8.self)
         }
-        return standing
+        for (eventId, reply) in zip(known, replies.dropFirst(events.count)) where try reply.get().int == -1 {
+            claims.unreleased.insert(eventId)
+        }
+        return claims
+    }
+
+    /// Claims each cancellation for the lines it resolved, one round trip: which
+    /// SKUs it touches depends on what PostgreSQL knew of the order when it first
+    /// ran, and a replay or a second worker may know more or less, so the first
+    /// resolution stands and is returned for every cancellation. Also reads the
+    /// resolution of cancellations that are only to be released (`recall`).
+    func claimLines(cancellations: [(eventId: String, lines: [CancelledLine])], recall: [String]) throws
+        -> (cancelledLines: [String: [CancelledLine]], created: [String]) {
+        let commands = cancellations.map { RedisCommand("SET", RedisKeys.cancelledLines(eventId: $0.eventId), Self.encode($0.lines), "NX", "GET") }
+            + recall.map { RedisCommand("GET", RedisKeys.cancelledLines(eventId: $0)) }
+        guard !commands.isEmpty else { return ([:], []) }
+        let replies = try hot.pipeline(commands)
+        var created: [String] = []
+        var resolved: [String: [CancelledLine]] = [:]
+        for (cancellation, reply) in zip(cancellations, replies) {
+            guard let bytes = try reply.get().bytes else {
+                resolved[cancellation.eventId] = cancellation.lines
+                created.append(RedisKeys.cancelledLines(eventId: cancellation.eventId))
+                continue
+            }
+            resolved[cancellation.eventId] = Self.decodeLines(bytes)
+        }
+        for (eventId, reply) in zip(recall, replies.dropFirst(cancellations.count)) {
+            if let bytes = try reply.get().bytes { resolved[eventId] = Self.decodeLines(bytes) }
+        }
+        return (resolved, created)
     }
 
     /// Runs every change in one pipeline; the outcome of each, in order.
-    ///
-    /// Which SKUs a cancellation touches depends on what PostgreSQL knew of the
-    /// order when it first ran; a replay may know more or less. So the lines it
-    /// resolved are written into its claim, in a round trip before its scripts,
-    /// and a replay uses them instead of resolving again.
-    func apply(_ changes: [SKUChange], cancellations: [(eventId: String, digest: String, lines: [CancelledLine])],
-               nowMs: Int64) throws -> [SKUChangeOutcome] {
-        let claims = cancellations.map { cancellation in
-            RedisCommand("SET", RedisKeys.claim(eventId: cancellation.eventId),
-                         Array(cancellation.digest.utf8) + [UInt8(ascii: "|")] + Self.encode(cancellation.lines), "XX", "KEEPTTL")
-        }
-        if !claims.isEmpty {
-            for reply in try hot.pipeline(claims) { _ = try reply.get() }
-        }
+    func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
         guard !changes.isEmpty else { return [] }
         let calls = changes.map { change in
             let (keys, operations) = Self.keysAndOperations(change, policy: policy)
             return RedisScript.Call(script: Self.applyScript, keys: keys,
-                                    arguments: [change.digest, nowMs, keepSeconds, operations.serialized(canonical: true)])
+                                    arguments: [change.digest, nowMs, operations.serialized(canonical: true)])
         }
         return try zip(hot.evaluateAll(calls), changes).map { reply, change in
             try Self.outcome(of: reply.get(), locations: change.locations.count)
+        }
+    }
+
+    /// After the commit: each change's mark, lines and tallies, and each event's
+    /// claims (`eventKeys`), expire after the grace. One round trip.
+    func release(_ changes: [SKUChange], eventKeys: [String]) throws {
+        guard !changes.isEmpty || !eventKeys.isEmpty else { return }
+        let calls = changes.map { change in
+            let keys = Self.keysAndOperations(change, policy: policy).keys.filter { key in
+                guard let key = key as? String else { return false }
+                return key.hasPrefix(RedisKeys.orderLinePrefix(sku: change.sku)) || key.hasPrefix(RedisKeys.pickedPrefix(sku: change.sku))
+            }
+            return RedisScript.Call(script: Self.releaseScript, keys: [RedisKeys.applied(sku: change.sku, eventId: change.eventId)] + keys,
+                                    arguments: [change.eventId, graceMilliseconds, RedisKeys.orderLinePrefix(sku: change.sku)])
+        }
+        for reply in try hot.evaluateAll(calls) { _ = try reply.get() }
+        let expiries = eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
+        if !expiries.isEmpty {
+            for reply in try hot.pipeline(expiries) { _ = try reply.get() }
         }
     }
 
@@ -206,18 +265,14 @@ final class HotStore {
         }).serialized(canonical: true)
     }
 
-    static func parseClaim(_ bytes: [UInt8]) -> Claim {
-        guard let bar = bytes.firstIndex(of: UInt8(ascii: "|")) else {
-            return Claim(digest: String(decoding: bytes, as: UTF8.self))
-        }
-        let lines = (try? JSONValue.parse(Array(bytes[(bar + 1)...])))?.arrayValue?.compactMap { line -> CancelledLine? in
+    static func decodeLines(_ bytes: [UInt8]) -> [CancelledLine] {
+        (try? JSONValue.parse(bytes))?.arrayValue?.compactMap { line -> CancelledLine? in
             guard let lineId = line["lineId"]?.stringValue, let sku = line["sku"]?.stringValue, let location = line["loc"]?.stringValue else { return nil }
             let known = line["status"]?.stringValue.map { status in
                 StoredOrderLine(lineId: lineId, sku: sku, locationId: location, quantity: line["q"]?.integerValue ?? 0, status: status)
             }
             return CancelledLine(lineId: lineId, sku: sku, locationId: location, known: known)
-        }
-        return Claim(digest: String(decoding: bytes[..<bar], as: UTF8.self), cancelledLines: lines)
+        } ?? []
     }
 
     /// Deletes the display-cache entry of every SKU, in one round trip.
@@ -227,7 +282,7 @@ final class HotStore {
     }
 
     /// KEYS for the call (the mark first) and the operations naming them by index.
-    static func keysAndOperations(_ change: SKUChange, policy: BackorderPolicy) -> ([any RedisArgument], JSONValue) {
+    static func keysAndOperations(_ change: SKUChange, policy: BackorderPolicy) -> (keys: [any RedisArgument], operations: JSONValue) {
         let sku = change.sku
         var keys: [any RedisArgument] = [RedisKeys.applied(sku: sku, eventId: change.eventId)]
         func declare(_ key: String) -> JSONValue {
@@ -272,6 +327,10 @@ final class HotStore {
                 "order": .string(cancel.orderId), "lineId": .string(cancel.lineId),
             ]
             if let known = cancel.known { fields["known"] = .object(["status": .string(known.status), "q": .integer(known.quantity)]) }
+            fields["pg"] = .object([
+                "picks": .object(cancel.picks.byEvent.mapValues { .integer($0) }),
+                "used": .object(cancel.picks.usedByLine.mapValues { .integer($0) }),
+            ])
             return .object(fields)
         })
         return (keys, .object(operations))
@@ -314,7 +373,9 @@ final class HotStore {
         for cancel in list("cancels") {
             guard let order = text(cancel, "order"), let line = text(cancel, "lineId"), let released = int(cancel, "released"),
                   let was = text(cancel, "was") else { return nil }
-            result.cancels.append(.init(orderId: order, lineId: line, released: released, was: was))
+            // Marks of workers before 0004 have no `used`: an allocated line used what it did not release.
+            let used = int(cancel, "used") ?? 0
+            result.cancels.append(.init(orderId: order, lineId: line, released: released, picksUsed: used, was: was))
         }
         for fill in list("fills") {
             guard let location = int(fill, "loc"), let order = text(fill, "order"), let line = text(fill, "lineId"),

@@ -27,7 +27,7 @@ enum OutboundMessages {
     /// that one event allocated or released, keyed by location for the WMS.
     static func allocation(_ kind: AllocationKind, orderId: String, locationId: String, lines: [AllocationLine],
                            causedBy eventId: String, atMs: Int64, topic: String, messageId: String? = nil) -> OutboxRecord {
-        let messageId = messageId ?? "\(kind == .allocation ? "allocation" : "allocation-cancelled"):\(eventId):\(orderId):\(locationId)"
+        let messageId = messageId ?? (kind == .allocation ? DerivedID.allocation : DerivedID.allocationCancelled)(eventId, orderId, locationId)
         let payload: JSONValue = .object([
             "messageId": .string(messageId),
             "type": .string(kind.rawValue),

@@ -53,7 +53,7 @@ public final class Pipeline {
         self.processor = BatchProcessor(
             settings: settings,
             hotStore: HotStore(hot: connections.hot, displayCache: connections.displayCache,
-                               deduplicationWindow: settings.deduplicationWindow, policy: settings.backorderPolicy),
+                               grace: settings.redisGrace, policy: settings.backorderPolicy),
             store: store, producer: connections.producer, faults: faults, logger: logger)
     }
 

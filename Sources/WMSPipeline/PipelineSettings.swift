@@ -13,9 +13,12 @@ public struct PipelineSettings: Sendable {
     public var maxBatchBytes = 32 * 1024 * 1024
     /// How long a poll waits for the first message of a batch.
     public var pollTimeout: Duration = .milliseconds(100)
-    /// How long Redis keeps an event's deduplication marks. PostgreSQL remembers
-    /// every eventId forever; the marks only have to outlive a crash's recovery.
-    public var deduplicationWindow: Duration = .seconds(7 * 24 * 3600)
+    /// How long Redis keeps what an event wrote for deduplication and order
+    /// decisions (its claim, marks, order lines, pick tallies) once the event is
+    /// committed in PostgreSQL; before that, they never expire. PostgreSQL
+    /// remembers every eventId and order line forever; the grace only has to cover
+    /// a batch of another worker that looked PostgreSQL up before the commit.
+    public var redisGrace: Duration = .seconds(300)
     public var varianceThresholds = VarianceThresholds()
     /// Dead letters whose value, key and headers are larger are cut (value to its
     /// first 64 KiB): Kafka's default message.max.bytes, less room for the record

@@ -25,6 +25,23 @@ public struct BatchRecords: Sendable {
     public var isEmpty: Bool {
         events.isEmpty && outbox.isEmpty && deadLetters.isEmpty && lateCancellations.isEmpty
     }
+
+    /// The records without those of the batch's events that are not in `inserted`
+    /// (dead letters and late cancellations belong to no event of the batch).
+    func keeping(insertedEvents inserted: Set<String>) -> BatchRecords {
+        let skipped = Set(events.map(\.eventId)).subtracting(inserted)
+        guard !skipped.isEmpty else { return self }
+        let deadLetterIDs = Set(deadLetters.map(\.messageId))
+        var kept = self
+        kept.adjustments.removeAll { skipped.contains($0.eventId) }
+        kept.alerts.removeAll { skipped.contains($0.eventId) }
+        kept.outbox.removeAll { $0.eventId.map(skipped.contains) == true && !deadLetterIDs.contains($0.messageId) }
+        kept.confirmedLines.removeAll { skipped.contains($0.eventId) }
+        kept.filledLines.removeAll { skipped.contains($0.eventId) }
+        kept.cancelledLines.removeAll { skipped.contains($0.eventId) }
+        kept.orderCancellations.removeAll { skipped.contains($0.eventId) }
+        return kept
+    }
 }
 
 public struct EventRecord: Sendable {
@@ -135,12 +152,15 @@ public struct LineChangeRecord: Sendable {
     public var eventId: String
     /// For a cancellation: what it gave back (0 for a dropped backorder).
     public var released: Int64
+    /// The picks it accounted for.
+    public var picksUsed: Int64
 
-    public init(orderId: String, lineId: String, eventId: String, released: Int64 = 0) {
+    public init(orderId: String, lineId: String, eventId: String, released: Int64 = 0, picksUsed: Int64 = 0) {
         self.orderId = orderId
         self.lineId = lineId
         self.eventId = eventId
         self.released = released
+        self.picksUsed = picksUsed
     }
 }
 
@@ -157,6 +177,18 @@ public struct OrderCancellationRecord: Sendable {
     }
 }
 
+/// An order's picks of one SKU at one location, as PostgreSQL holds them: what
+/// each pick event took, and what each cancelled line accounted for.
+public struct PickHistory: Sendable, Equatable {
+    public var byEvent: [String: Int64]
+    public var usedByLine: [String: Int64]
+
+    public init(byEvent: [String: Int64] = [:], usedByLine: [String: Int64] = [:]) {
+        self.byEvent = byEvent
+        self.usedByLine = usedByLine
+    }
+}
+
 /// An order line as PostgreSQL holds it.
 public struct StoredOrderLine: Sendable {
     public var lineId: String
@@ -164,13 +196,21 @@ public struct StoredOrderLine: Sendable {
     public var locationId: String
     public var quantity: Int64
     public var status: String
+    /// For a cancelled line: the picks it accounted for.
+    public var picksUsed: Int64
 
-    public init(lineId: String, sku: String, locationId: String, quantity: Int64, status: String) {
+    public init(lineId: String, sku: String, locationId: String, quantity: Int64, status: String, picksUsed: Int64 = 0) {
         self.lineId = lineId
         self.sku = sku
         self.locationId = locationId
         self.quantity = quantity
         self.status = status
+        self.picksUsed = picksUsed
+    }
+
+    /// The same line, as a confirmation would give it.
+    public func matches(_ line: OrderLine) -> Bool {
+        sku == line.sku && locationId == line.locationId && quantity == line.quantity
     }
 }
 
@@ -286,9 +326,11 @@ public struct PendingCancellation: Sendable {
 public struct LateCancellationRecord: Sendable {
     public var pending: PendingCancellation
     public var released: Int64
+    public var picksUsed: Int64
 
-    public init(pending: PendingCancellation, released: Int64) {
+    public init(pending: PendingCancellation, released: Int64, picksUsed: Int64) {
         self.pending = pending
         self.released = released
+        self.picksUsed = picksUsed
     }
 }

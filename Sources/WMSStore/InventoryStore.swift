@@ -32,7 +32,9 @@ public final class InventoryStore {
     public func write(_ batch: BatchRecords) throws {
         guard !batch.isEmpty else { return }
         try db.withTransaction { db in
-            try insertEventsLedgerAndLevels(batch, db)
+            // Only events this transaction inserted write their records: another
+            // worker that wrote the same event first wrote the same records.
+            let batch = batch.keeping(insertedEvents: try insertEventsLedgerAndLevels(batch, db))
             try insertAdjustments(batch.adjustments, db)
             try insertAlerts(batch.alerts, db)
             try insertOutbox(batch.outbox, db)
@@ -62,14 +64,77 @@ public final class InventoryStore {
         guard !orderIds.isEmpty else { return [:] }
         var lines: [String: [StoredOrderLine]] = [:]
         for row in try db.query("""
-            SELECT order_id, line_id, sku, location_id, quantity, status FROM allocations
+            SELECT order_id, line_id, sku, location_id, quantity, status, picks_used FROM allocations
             WHERE order_id = ANY(\(orderIds)::text[]) ORDER BY order_id, line_id
             """).rows {
             lines[try row["order_id"].string(), default: []].append(StoredOrderLine(
                 lineId: try row["line_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string(),
-                quantity: try row["quantity"].int(), status: try row["status"].string()))
+                quantity: try row["quantity"].int(), status: try row["status"].string(), picksUsed: try row["picks_used"].int()))
         }
         return lines
+    }
+
+    /// Claims each order line for the first content given (in the order given),
+    /// in a statement of its own, before any worker decides the line in Redis.
+    /// Returns the events that gave a line another SKU, location or quantity than
+    /// the one standing.
+    public func claimOrderLines(_ lines: [(eventId: String, orderId: String, line: OrderLine)]) throws -> Set<String> {
+        guard !lines.isEmpty else { return [] }
+        try db.query("""
+            INSERT INTO order_line_claims (order_id, line_id, sku, location_id, quantity, event_id)
+            SELECT DISTINCT ON (order_id, line_id) order_id, line_id, sku, location_id, quantity, event_id
+            FROM unnest(\(lines.map(\.orderId))::text[], \(lines.map(\.line.lineId))::text[], \(lines.map(\.line.sku))::text[],
+                        \(lines.map(\.line.locationId))::text[], \(lines.map(\.line.quantity))::bigint[], \(lines.map(\.eventId))::text[])
+                 WITH ORDINALITY AS c(order_id, line_id, sku, location_id, quantity, event_id, n)
+            ORDER BY order_id, line_id, n
+            ON CONFLICT DO NOTHING
+            """)
+        var standing: [String: String] = [:]
+        for row in try db.query("""
+            SELECT order_id, line_id, sku, location_id, quantity FROM order_line_claims
+            WHERE order_id = ANY(\(Array(Set(lines.map(\.orderId))))::text[])
+            """).rows {
+            standing[try row["order_id"].string() + "|" + row["line_id"].string()] =
+                "\(try row["sku"].string())|\(try row["location_id"].string())|\(try row["quantity"].int())"
+        }
+        return Set(lines.filter { standing[$0.orderId + "|" + $0.line.lineId] != "\($0.line.sku)|\($0.line.locationId)|\($0.line.quantity)" }
+            .map(\.eventId))
+    }
+
+    /// Where an order's picks of a SKU at a location are kept.
+    public struct PickPlace: Hashable, Sendable {
+        public var orderId: String
+        public var sku: String
+        public var locationId: String
+
+        public init(orderId: String, sku: String, locationId: String) {
+            self.orderId = orderId
+            self.sku = sku
+            self.locationId = locationId
+        }
+    }
+
+    /// The picks PostgreSQL holds of these orders, by place: what each pick event
+    /// took, and what each cancelled line accounted for.
+    public func pickHistories(of orderIds: [String]) throws -> [PickPlace: PickHistory] {
+        guard !orderIds.isEmpty else { return [:] }
+        var histories: [PickPlace: PickHistory] = [:]
+        for row in try db.query("""
+            SELECT order_id, sku, location_id, event_id, sum(d_picked)::bigint AS picked FROM inventory_transactions
+            WHERE order_id = ANY(\(orderIds)::text[]) AND event_type = \(EventType.pickComplete.rawValue)
+            GROUP BY order_id, sku, location_id, event_id
+            """).rows {
+            let place = PickPlace(orderId: try row["order_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string())
+            histories[place, default: PickHistory()].byEvent[try row["event_id"].string()] = try row["picked"].int()
+        }
+        for row in try db.query("""
+            SELECT order_id, sku, location_id, line_id, picks_used FROM allocations
+            WHERE order_id = ANY(\(orderIds)::text[]) AND picks_used > 0
+            """).rows {
+            let place = PickPlace(orderId: try row["order_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string())
+            histories[place, default: PickHistory()].usedByLine[try row["line_id"].string()] = try row["picks_used"].int()
+        }
+        return histories
     }
 
     /// The cancelled lines of these orders (`*`: all of them), by order.
@@ -121,12 +186,12 @@ public final class InventoryStore {
     /// Events, their ledger rows and the levels they move, in one statement: only the
     /// events this statement inserted contribute ledger rows and level changes, so a
     /// concurrent worker writing the same event cannot double it.
-    private func insertEventsLedgerAndLevels(_ batch: BatchRecords, _ db: PostgresConnection) throws {
-        guard !batch.events.isEmpty else { return }
+    private func insertEventsLedgerAndLevels(_ batch: BatchRecords, _ db: PostgresConnection) throws -> Set<String> {
+        guard !batch.events.isEmpty else { return [] }
         let events = batch.events
         let ledger = batch.ledger
         func deltas(_ bucket: Bucket) -> [Int64] { ledger.map { $0.deltas[bucket] } }
-        try db.query("""
+        return Set(try db.query("""
             WITH new_events AS (
                 INSERT INTO inventory_events (event_id, event_type, location_id, occurred_at, payload, payload_digest,
                                               source_topic, source_partition, source_offset)
@@ -160,7 +225,7 @@ public final class InventoryStore {
                 SELECT event_id, entry_no, line_no, order_id, line_id, sku, location_id, event_type, d_on_hand, d_allocated,
                        d_reserved, d_damaged, d_picked, d_in_transit_in, d_in_transit_out
                 FROM lines
-            )
+            ), levels AS (
             INSERT INTO inventory_levels AS level (sku, location_id, on_hand, allocated, reserved, damaged, picked,
                                                    in_transit_in, in_transit_out, updated_at)
             SELECT sku, location_id, sum(d_on_hand), sum(d_allocated), sum(d_reserved), sum(d_damaged), sum(d_picked),
@@ -178,7 +243,9 @@ public final class InventoryStore {
                 in_transit_in = level.in_transit_in + EXCLUDED.in_transit_in,
                 in_transit_out = level.in_transit_out + EXCLUDED.in_transit_out,
                 updated_at = EXCLUDED.updated_at
-            """)
+            )
+            SELECT event_id FROM new_events
+            """).rows.map { try $0["event_id"].string() })
     }
 
     private func insertAdjustments(_ adjustments: [AdjustmentRecord], _ db: PostgresConnection) throws {
@@ -310,11 +377,13 @@ public final class InventoryStore {
         if !cancelled.isEmpty {
             try db.query("""
                 WITH c AS (SELECT * FROM unnest(\(cancelled.map(\.orderId))::text[], \(cancelled.map(\.lineId))::text[],
-                                                \(cancelled.map(\.eventId))::text[], \(cancelled.map(\.released))::bigint[])
-                                        AS c(order_id, line_id, event_id, released)),
+                                                \(cancelled.map(\.eventId))::text[], \(cancelled.map(\.released))::bigint[],
+                                                \(cancelled.map(\.picksUsed))::bigint[])
+                                        AS c(order_id, line_id, event_id, released, picks_used)),
                      b AS (UPDATE backorders SET status = 'dropped', dropped_by = c.event_id, closed_at = now()
                            FROM c WHERE backorders.order_id = c.order_id AND backorders.line_id = c.line_id AND backorders.status = 'waiting')
-                UPDATE allocations SET status = 'cancelled', released = c.released, cancelled_by = c.event_id, cancelled_at = now()
+                UPDATE allocations SET status = 'cancelled', released = c.released, picks_used = c.picks_used,
+                                       cancelled_by = c.event_id, cancelled_at = now()
                 FROM c WHERE allocations.order_id = c.order_id AND allocations.line_id = c.line_id AND allocations.status <> 'cancelled'
                 """)
         }
@@ -359,13 +428,14 @@ public final class InventoryStore {
         try db.query("""
             WITH l AS (SELECT * FROM unnest(\(pending.map(\.orderId))::text[], \(pending.map(\.line.lineId))::text[],
                                             \(pending.map(\.line.sku))::text[], \(pending.map(\.line.locationId))::text[],
-                                            \(pending.map(\.cancelEventId))::text[], \(records.map(\.released))::bigint[])
-                                    AS l(order_id, line_id, sku, location_id, event_id, released)),
+                                            \(pending.map(\.cancelEventId))::text[], \(records.map(\.released))::bigint[],
+                                            \(records.map(\.picksUsed))::bigint[])
+                                    AS l(order_id, line_id, sku, location_id, event_id, released, picks_used)),
                  done AS (DELETE FROM pending_cancellations p USING l
                           WHERE p.order_id = l.order_id AND p.line_id = l.line_id RETURNING p.order_id, p.line_id),
                  k AS (SELECT l.* FROM l JOIN done USING (order_id, line_id)),
-                 lines AS (UPDATE allocations a SET status = 'cancelled', released = k.released, cancelled_by = k.event_id,
-                                                   cancelled_at = now()
+                 lines AS (UPDATE allocations a SET status = 'cancelled', released = k.released, picks_used = k.picks_used,
+                                                   cancelled_by = k.event_id, cancelled_at = now()
                            FROM k WHERE a.order_id = k.order_id AND a.line_id = k.line_id AND a.status <> 'cancelled'),
                  queue AS (UPDATE backorders b SET status = 'dropped', dropped_by = k.event_id, closed_at = now()
                            FROM k WHERE b.order_id = k.order_id AND b.line_id = k.line_id AND b.status = 'waiting'),
@@ -375,9 +445,12 @@ public final class InventoryStore {
                                        + row_number() OVER (PARTITION BY k.event_id ORDER BY k.order_id, k.line_id),
                                    k.order_id, k.line_id, k.sku, k.location_id, 'ORDER_CANCELLED', -k.released
                             FROM k WHERE k.released > 0)
-            UPDATE inventory_levels v SET allocated = v.allocated - s.released, updated_at = now()
-            FROM (SELECT sku, location_id, sum(released) AS released FROM k WHERE released > 0 GROUP BY 1, 2) s
-            WHERE v.sku = s.sku AND v.location_id = s.location_id
+            -- An upsert: the line's level row may not exist yet (its confirmation is
+            -- what created it, and that may be the transaction beside this one).
+            INSERT INTO inventory_levels AS v (sku, location_id, allocated, updated_at)
+            SELECT sku, location_id, -sum(released), now() FROM k WHERE released > 0 GROUP BY sku, location_id
+            ORDER BY sku, location_id
+            ON CONFLICT (sku, location_id) DO UPDATE SET allocated = v.allocated + EXCLUDED.allocated, updated_at = EXCLUDED.updated_at
             """)
     }
 

@@ -40,6 +40,7 @@ struct SettingsOptions: ParsableArguments {
     @Option(name: .customLong("variance-fraction"), help: .init(SettingDefinition.varianceFraction.help, valueName: "f")) var varianceFraction: String?
     @Option(name: .customLong("log-format"), help: .init(SettingDefinition.logFormat.help, valueName: "format")) var logFormat: String?
     @Option(name: .customLong("log-level"), help: .init(SettingDefinition.logLevel.help, valueName: "level")) var logLevel: String?
+    @Option(name: .customLong("redis-grace"), help: .init(SettingDefinition.redisGrace.help, valueName: "seconds")) var redisGrace: String?
     @Option(name: .customLong("shutdown-timeout"), help: .init(SettingDefinition.shutdownTimeout.help, valueName: "seconds")) var shutdownTimeout: String?
 
     var layers: SettingLayers {
@@ -49,6 +50,7 @@ struct SettingsOptions: ParsableArguments {
             (.alertsTopic, alertsTopic), (.allocationsTopic, allocationsTopic), (.deadLetterTopic, deadLetterTopic),
             (.httpAddress, httpAddress), (.backorderPolicy, backorderPolicy), (.varianceUnits, varianceUnits),
             (.varianceFraction, varianceFraction), (.logFormat, logFormat), (.logLevel, logLevel), (.shutdownTimeout, shutdownTimeout),
+            (.redisGrace, redisGrace),
         ]
         return SettingLayers(flags: Dictionary(uniqueKeysWithValues: given.compactMap { definition, value in value.map { (definition, $0) } }),
                              kafkaPropertyFlags: kafkaProperty)

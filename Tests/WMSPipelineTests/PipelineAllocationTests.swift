@@ -35,7 +35,7 @@ import WMSStore
         let message = try #require(messages.first)
         #expect(messages.count == 1)
         #expect(message["type"]?.stringValue == "ALLOCATION")
-        #expect(message["messageId"]?.stringValue == "allocation:\(f.id)-o1:O1:FC1")
+        #expect(message["messageId"]?.stringValue == "allocation:\(f.id)-o1|O1|FC1")
         #expect(message["causedBy"]?.stringValue == "\(f.id)-o1")
         #expect(message["lines"]?.arrayValue?.map { "\($0["lineId"]!.stringValue!)=\($0["quantity"]!.integerValue!)" } == ["L1=4", "L2=3"])
         // PostgreSQL moved the same way (reserved aside: the checkout service wrote it to Redis only).
@@ -199,7 +199,7 @@ import WMSStore
         #expect(redis["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0, 10])
         #expect(postgres["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0])
         #expect(Set(messages.compactMap { $0["messageId"]?.stringValue }) == [
-            "allocation:\(f.id)-o:O:FC1", "allocation-cancelled-late:\(f.id)-c:O:1",
+            "allocation:\(f.id)-o|O|FC1", "allocation-cancelled-late:\(f.id)-c|O|1",
         ])
         try await f.schema.drop()
     }

@@ -53,7 +53,7 @@ import WMSPipeline
         // The same decisions, and every allocation message (a repeat carries the same messageId).
         #expect(rows == ["O1/1": "available/cancelled/3", "O2/1": "backordered/allocated/0"])
         #expect(Set(allocations.compactMap { $0["messageId"]?.stringValue }) == [
-            "allocation:\(f.id)-6:O1:FC1", "allocation:\(f.id)-8:O2:FC2", "allocation-cancelled:\(f.id)-9:O1:FC1",
+            "allocation:\(f.id)-6|O1|FC1", "allocation:\(f.id)-8|O2|FC2", "allocation-cancelled:\(f.id)-9|O1|FC1",
         ])
         let alertIDs = alerts.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.value)) as? [String: Any])?["messageId"] as? String }
         // Every alert at least once; any repeat carries the same messageId.
@@ -97,7 +97,7 @@ import WMSPipeline
         #expect(redis["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0, 10])
         #expect(postgres["\(sku)@FC1"] == [10, 0, 0, 0, 0, 0, 0])
         #expect(Set(messages.compactMap { $0["messageId"]?.stringValue }) == [
-            "allocation:\(f.id)-o:O:FC1", "allocation-cancelled-late:cancel-elsewhere:O:1",
+            "allocation:\(f.id)-o|O|FC1", "allocation-cancelled-late:cancel-elsewhere|O|1",
         ])
         try await f.schema.drop()
     }

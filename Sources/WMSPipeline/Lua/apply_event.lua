@@ -3,30 +3,44 @@
 -- cancellations, and backorders filled by stock that grew. Every key carries the
 -- SKU's hash tag, so the call is atomic and lands in one Redis Cluster slot.
 --
+-- Nothing it writes expires while the event is not committed in PostgreSQL: the
+-- mark is written without expiry, and every order line or pick tally it writes
+-- records the event as a writer (field w:EVENT, counted in `writers`) and loses
+-- any expiry. After the commit, release_keys.lua gives them a short grace. So a
+-- key present here is never older than PostgreSQL; a key absent is read from
+-- PostgreSQL (the worker passes what it holds).
+--
 -- KEYS[1]   the event's mark for this SKU: inventory:applied:{SKU}:EVENT_ID
 -- KEYS[2..] the keys the operations below name by index
 -- ARGV[1]   the payload digest (what "the same event" means)
 -- ARGV[2]   now, Unix milliseconds (updatedAt)
--- ARGV[3]   how long marks and settled order lines are kept, in seconds
--- ARGV[4]   the operations, JSON:
+-- ARGV[3]   the operations, JSON:
 --   policy     "strict" (a queued line that does not fit blocks the ones behind
 --              it) or "fits" (smaller lines behind it may go first)
---   eventId    the event, recorded as what caused each decision
+--   eventId    the event (or the worker's token for a late release), recorded as
+--              what caused each decision and as the writer of each key
 --   lineKeyPrefix  inventory:line:{SKU}: (the queue's members name their line keys)
 --   seq        index of the SKU's backorder sequence key
 --   locations  [{live, queue, d = 7 deltas, fill}]: every location touched; fill
 --              when its stock grew, so queued lines may now fit
---   picks      [{picked, q}]: the picked tally of an order at a location (key index)
+--   picks      [{picked, q}]: the pick tally of an order at a location (key index)
 --   confirm    [{loc, line, order, lineId, q, res?, cancelled}] (absent, not null, when there is none)
---   cancel     [{loc, line, order, lineId, picked, known?}]: known = what
---              PostgreSQL holds when the line key has expired: {status, q}
+--   cancel     [{loc, line, order, lineId, picked, known?, pg}]: known = the line
+--              as PostgreSQL holds it, for when its key is gone: {status, q};
+--              pg = PostgreSQL's picks of the order there, by event
+--              ({picks = {EVENT = q}, used = {LINE = n}})
+--
+-- A pick tally is a hash: p:EVENT = what that pick took, u:LINE = the picks a
+-- cancelled line accounted for. A cancellation counts the union of these
+-- fields and PostgreSQL's, each event and line once, so it is exact whether the
+-- picks are committed, in flight, or both.
 --
 -- Returns {'applied', RESULT}, {'duplicate', RESULT} when the mark says it ran
 -- before (RESULT is what that first run returned: a replay makes the same
 -- decisions and alerts), or {'conflict', DIGEST} when the mark holds another
 -- payload's digest. RESULT is JSON, every number a string:
 --   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
---    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, was}],
+--    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, used, was}],
 --    fills = [{loc, order, lineId, q, confirmedBy}]}
 
 local mark = redis.call('GET', KEYS[1])
@@ -39,9 +53,9 @@ if mark then
     return {'duplicate', string.sub(mark, separator + 1)}
 end
 
-local ops = cjson.decode(ARGV[4])
+local ops = cjson.decode(ARGV[3])
 local now = ARGV[2]
-local keep = ARGV[3]
+local writer = 'w:' .. ops.eventId
 -- Numbers go to Redis as integer text: a Lua number such as -0 would not parse.
 local function n(value) return string.format('%d', value) end
 local function key(index) return KEYS[index] end
@@ -82,14 +96,29 @@ for i, location in ipairs(ops.locations) do
     end
 end
 
+-- A key this event writes: it stays until the event is committed (see above).
+local function hold(k)
+    if redis.call('HSETNX', k, writer, '1') == 1 then
+        redis.call('HINCRBY', k, 'writers', 1)
+    end
+    redis.call('PERSIST', k)
+end
+
+-- Tallies of workers before 0004 were plain counters of picks PostgreSQL holds.
+local function tally(k)
+    if redis.call('TYPE', k).ok == 'string' then redis.call('DEL', k) end
+    return k
+end
+
 for _, pick in ipairs(ops.picks or {}) do
-    redis.call('INCRBY', key(pick.picked), n(pick.q))
-    redis.call('EXPIRE', key(pick.picked), keep)
+    local k = tally(key(pick.picked))
+    redis.call('HINCRBY', k, 'p:' .. ops.eventId, n(pick.q))
+    hold(k)
 end
 
 local function settle(line, fields)
     redis.call('HSET', line, unpack(fields))
-    redis.call('EXPIRE', line, keep)
+    hold(line)
 end
 
 -- Each order line is decided once: a line key that exists holds the decision.
@@ -119,11 +148,9 @@ for _, c in ipairs(ops.confirm or {}) do
         end
         local fields = {'decision', decision, 'status', status, 'q', n(c.q), 'confirmedBy', ops.eventId, 'seq', n(seq or 0)}
         if status == 'backordered' then
-            -- Waiting lines are kept until they are filled or dropped.
-            redis.call('HSET', line, unpack(fields))
-        else
-            settle(line, fields)
+            -- Waiting lines are kept until they are filled or dropped (see release_keys.lua).
         end
+        settle(line, fields)
         table.insert(result.confirms, {order = c.order, lineId = c.lineId, decision = decision, status = status, seq = n(seq or 0)})
     end
 end
@@ -139,20 +166,34 @@ for _, c in ipairs(ops.cancel or {}) do
     end
     q = tonumber(q) or 0
     local released = 0
+    local used = 0
     if status == 'allocated' then
         -- The picks a line accounts for are used up, so that another line (or a
         -- later cancellation) of the order does not count them again.
-        local tally = key(c.picked)
-        local picked = math.min(q, tonumber(redis.call('GET', tally)) or 0)
-        if picked > 0 then redis.call('DECRBY', tally, n(picked)) end
-        released = q - picked
+        local k = tally(key(c.picked))
+        local picks, uses = {}, {}
+        local fields = redis.call('HGETALL', k)
+        for f = 1, #fields, 2 do
+            local kind, id = string.sub(fields[f], 1, 2), string.sub(fields[f], 3)
+            if kind == 'p:' then picks[id] = tonumber(fields[f + 1]) end
+            if kind == 'u:' then uses[id] = tonumber(fields[f + 1]) end
+        end
+        for id, value in pairs(c.pg.picks) do if not picks[id] then picks[id] = tonumber(value) end end
+        for id, value in pairs(c.pg.used) do if not uses[id] then uses[id] = tonumber(value) end end
+        local left = 0
+        for _, value in pairs(picks) do left = left + value end
+        for _, value in pairs(uses) do left = left - value end
+        used = math.max(0, math.min(q, left))
+        redis.call('HSET', k, 'u:' .. c.lineId, n(used))
+        hold(k)
+        released = q - used
         redis.call('HINCRBY', live, 'allocated', n(-released))
     elseif status == 'backordered' then
         redis.call('ZREM', key(ops.locations[c.loc].queue), c.order .. '|' .. c.lineId .. '|' .. n(q))
     end
     if status == 'allocated' or status == 'backordered' then
         settle(line, {'status', 'cancelled', 'released', n(released), 'cancelledBy', ops.eventId})
-        table.insert(result.cancels, {order = c.order, lineId = c.lineId, released = n(released), was = status})
+        table.insert(result.cancels, {order = c.order, lineId = c.lineId, released = n(released), used = n(used), was = status})
     end
 end
 
@@ -189,5 +230,5 @@ for i, location in ipairs(ops.locations) do
 end
 
 local encoded = cjson.encode(result)
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. encoded, 'EX', keep)
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. encoded)
 return {'applied', encoded}

@@ -14,7 +14,7 @@ struct Reconcile: AsyncParsableCommand {
             inventory_levels row differs from the sum of the ledger. Exit status: 0 no drift, 2 drift \
             found (or left after a repair), 1 the check itself failed. \
             --repair is the recovery path after Redis lost data: it rebuilds the hashes, backorder \
-            queues, waiting lines and pick tallies from PostgreSQL. It is safe only while every \
+            queues and waiting lines from PostgreSQL. It is safe only while every \
             worker of the group is stopped: it checks that by joining the group alone, and refuses \
             otherwise. PostgreSQL is never changed.
             """)

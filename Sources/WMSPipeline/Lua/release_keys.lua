@@ -1,0 +1,38 @@
+-- Once an event is committed in PostgreSQL, what it wrote for one SKU in Redis
+-- may go after a short grace: PostgreSQL now answers for it (contract, section 4).
+--
+-- KEYS[1]   the event's mark for this SKU: inventory:applied:{SKU}:EVENT_ID
+-- KEYS[2..] order lines and pick tallies the event may have written (more is
+--           harmless: a key it did not write is left alone)
+-- ARGV[1]   the event (the writer apply_event.lua recorded)
+-- ARGV[2]   the grace, milliseconds
+-- ARGV[3]   inventory:line:{SKU}: (lines the event filled from a queue are named
+--           in its mark's result)
+--
+-- A key expires when its last uncommitted writer is released, unless it holds a
+-- line still waiting in a queue (that one stays until it is filled or dropped).
+
+local grace = ARGV[2]
+local function release(k)
+    if redis.call('HDEL', k, 'w:' .. ARGV[1]) == 1
+        and redis.call('HINCRBY', k, 'writers', -1) <= 0
+        and redis.call('HGET', k, 'status') ~= 'backordered' then
+        redis.call('PEXPIRE', k, grace)
+    end
+end
+
+local mark = redis.call('GET', KEYS[1])
+if mark then
+    local separator = string.find(mark, '|', 1, true)
+    local ok, result = pcall(cjson.decode, string.sub(mark, separator + 1))
+    if ok and type(result.fills) == 'table' then
+        for _, fill in ipairs(result.fills) do
+            release(ARGV[3] .. fill.order .. '|' .. fill.lineId)
+        end
+    end
+    redis.call('PEXPIRE', KEYS[1], grace)
+end
+for i = 2, #KEYS do
+    if redis.call('TYPE', KEYS[i]).ok == 'hash' then release(KEYS[i]) end
+end
+return 0
