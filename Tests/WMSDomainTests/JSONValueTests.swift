@@ -85,6 +85,8 @@ private func canonical(_ text: String) throws -> String {
         ("{\"a\":1,\"a\":2}", "duplicate name \"a\"", 7),
         ("[{\"a\":1},{\"b\":{\"c\":[],\"c\":[]}}]", "duplicate name \"c\"", 22),
         (#"{"a\"b":1,"a\u0022b":2}"#, #"duplicate name "a\"b""#, 10),
+        // Canonically equivalent names (é, e + U+0301) are one Swift dictionary key.
+        ("{\"\u{E9}\":1,\"e\u{301}\":2}", "duplicate name \"e\u{301}\"", 8),
         ("{\"\(String(repeating: "n", count: 100))\":1,\"\(String(repeating: "n", count: 100))\":1}",
          "duplicate name \"\(String(repeating: "n", count: 64))…\"", 106),
         ("NaN", "unexpected 'N', expected a value", 0),
