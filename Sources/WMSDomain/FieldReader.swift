@@ -131,7 +131,7 @@ extension JSONValue {
 
     /// A short, single-line rendering of a value from a message for error
     /// details: strings quoted, JSON-escaped and cut to 64 characters with "…",
-    /// containers only named.
+    /// numbers (which may have a million digits) cut alike, containers only named.
     var excerpt: String {
         switch self {
         case .object: return "an object"
@@ -149,7 +149,10 @@ extension JSONValue {
                 }
             }
             return isCut ? quoted.dropLast() + "…\"" : quoted
-        case .integer, .double, .bool, .null: return description
+        case .number(let number):
+            let text = number.description
+            return text.count > Self.excerptLength ? text.prefix(Self.excerptLength) + "…" : text
+        case .bool, .null: return description
         }
     }
 

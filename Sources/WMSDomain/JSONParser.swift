@@ -18,7 +18,10 @@ extension JSONValue {
     public static let maxDepth = 64
 
     /// Parses exactly one JSON value (RFC 8259) from UTF-8 bytes: no byte order
-    /// mark, no trailing data, no invalid UTF-8, no unpaired surrogate escapes.
+    /// mark, no trailing data, no invalid UTF-8, no unpaired surrogate escapes,
+    /// no object that repeats a name (compared after unescaping), since readers
+    /// disagree on which value wins. Numbers of any size and precision are kept
+    /// exact.
     public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSONValue {
         try bytes.withUnsafeBufferPointer { (input) throws(JSONParseError) -> JSONValue in
             var parser = JSONParser(input: input)
@@ -33,7 +36,7 @@ struct JSONParser: ~Copyable {
     private let input: UnsafeBufferPointer<UInt8>
     private var position = 0
     private var depth = 0
-    private var pendingMembers: [(String, JSONValue)] = []
+    private var pendingMembers: [(name: String, nameOffset: Int, value: JSONValue)] = []
     private var pendingElements: [JSONValue] = []
     /// Reused for strings that contain escapes.
     private var unescaped: [UInt8] = []
@@ -77,20 +80,23 @@ struct JSONParser: ~Copyable {
         } else {
             while true {
                 guard peek() == UInt8(ascii: "\"") else { throw unexpected("a string key") }
-                let key = try parseString()
+                let nameOffset = position
+                let name = try parseString()
                 skipWhitespace()
                 guard peek() == UInt8(ascii: ":") else { throw unexpected("':'") }
                 position += 1
                 skipWhitespace()
-                pendingMembers.append((key, try parseValue()))
+                pendingMembers.append((name, nameOffset, try parseValue()))
                 skipWhitespace()
                 if try consumeSeparator(closing: UInt8(ascii: "}"), expecting: "',' or '}'") { break }
                 skipWhitespace()
             }
         }
         var members = [String: JSONValue](minimumCapacity: pendingMembers.count - firstMember)
-        for (key, value) in pendingMembers[firstMember...] {
-            members[key] = value
+        for member in pendingMembers[firstMember...] {
+            guard members.updateValue(member.value, forKey: member.name) == nil else {
+                throw JSONParseError(message: "duplicate name \(JSONValue.string(member.name).excerpt)", offset: member.nameOffset)
+            }
         }
         pendingMembers.removeSubrange(firstMember...)
         depth -= 1
@@ -177,13 +183,11 @@ struct JSONParser: ~Copyable {
             try skipDigits()
         }
         let token = UnsafeBufferPointer(rebasing: input[start..<position])
+        // Most numbers are integer tokens within Int64: those need no taking apart.
         if isIntegerToken, let integer = Self.int64(token, isNegative: isNegative) {
             return .integer(integer)
         }
-        guard let number = Double(String(decoding: token, as: UTF8.self)), number.isFinite else {
-            throw JSONParseError(message: "number out of range", offset: start)
-        }
-        return .double(number)
+        return .number(JSONNumber(validToken: token))
     }
 
     private mutating func skipDigits() throws(JSONParseError) {

@@ -1,43 +1,48 @@
 /// A JSON value (RFC 8259), as parsed from a message or built for one.
 ///
-/// Numbers keep their kind: a token without fraction or exponent that fits in
-/// 64 bits is `.integer`, any other number `.double`. Equality and hashing
-/// follow the canonical form (see `serialized(canonical:)`): `.integer(1)`
-/// equals `.double(1.0)`, because both are written `1`.
+/// Numbers are exact decimal values (`JSONNumber`), equal when their values
+/// are: `1`, `1.0` and `1e0` are one value, `12345678901234567890` and
+/// `12345678901234567891` two. Build them with `.integer(_:)` or `.double(_:)`.
 ///
-/// Objects are Swift dictionaries: on duplicate keys the last one wins, and
-/// keys are compared as Swift strings (canonically equivalent Unicode keys
-/// count as duplicates).
-public enum JSONValue: Sendable {
+/// Objects are Swift dictionaries, so keys are compared as Swift strings: the
+/// parser rejects an object that repeats a name, canonically equivalent
+/// Unicode names included, since one dictionary cannot hold both.
+public enum JSONValue: Sendable, Hashable {
     case object([String: JSONValue])
     case array([JSONValue])
     case string(String)
-    case integer(Int64)
-    case double(Double)
+    case number(JSONNumber)
     case bool(Bool)
     case null
+}
+
+// MARK: - Numbers from Swift
+
+extension JSONValue {
+    public static func integer(_ value: Int64) -> JSONValue {
+        .number(JSONNumber(value))
+    }
+
+    /// The number Swift's shortest form of `value` denotes; `null` for NaN and
+    /// infinities, which JSON cannot hold.
+    public static func double(_ value: Double) -> JSONValue {
+        JSONNumber(value).map(JSONValue.number) ?? .null
+    }
 }
 
 // MARK: - Reading values
 
 extension JSONValue {
-    /// Doubles whose magnitude is at most 2^53 hold every integer exactly, so
-    /// an integral one among them is an integer (as JSON Schema's "integer" says).
-    static let exactIntegerLimit: Double = 9_007_199_254_740_992
-
-    /// The value as an integer: `.integer`, or a `.double` with an integral value
-    /// within ±2^53 (`5.0` is 5); nil for anything else.
+    /// The value as an integer: a number whose exact value is an integer within
+    /// Int64's range (`5`, `5.0`, `5e0`); nil for anything else (`5.5`,
+    /// `5.0000000000000001`, `1e400`, `"5"`), as JSON Schema's "integer" says.
     public var integerValue: Int64? {
-        switch self {
-        case .integer(let value): value
-        case .double(let value): Self.exactInteger(value)
-        default: nil
-        }
+        numberValue?.integerValue
     }
 
-    static func exactInteger(_ value: Double) -> Int64? {
-        guard value.rounded(.towardZero) == value, abs(value) <= exactIntegerLimit else { return nil }
-        return Int64(value)
+    /// The number, exact, for a caller that needs more than `integerValue`.
+    public var numberValue: JSONNumber? {
+        if case .number(let value) = self { value } else { nil }
     }
 
     public var stringValue: String? {
@@ -72,52 +77,6 @@ extension JSONValue {
     }
 }
 
-// MARK: - Equality that matches the canonical form
-
-extension JSONValue: Hashable {
-    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case let (.object(a), .object(b)): a == b
-        case let (.array(a), .array(b)): a == b
-        case let (.string(a), .string(b)): a == b
-        case let (.bool(a), .bool(b)): a == b
-        case (.null, .null): true
-        case let (.integer(a), .integer(b)): a == b
-        case let (.double(a), .double(b)): a == b
-        case let (.integer(a), .double(b)), let (.double(b), .integer(a)): exactInteger(b) == a
-        default: false
-        }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        switch self {
-        case .object(let members):
-            hasher.combine(0)
-            hasher.combine(members)
-        case .array(let elements):
-            hasher.combine(1)
-            hasher.combine(elements)
-        case .string(let text):
-            hasher.combine(2)
-            hasher.combine(text)
-        case .bool(let flag):
-            hasher.combine(3)
-            hasher.combine(flag)
-        case .null:
-            hasher.combine(4)
-        case .integer, .double:
-            // Numbers that are equal across kinds must hash alike.
-            if let integer = integerValue {
-                hasher.combine(5)
-                hasher.combine(integer)
-            } else if case .double(let value) = self {
-                hasher.combine(6)
-                hasher.combine(value)
-            }
-        }
-    }
-}
-
 // MARK: - Literals, so outbound messages read like JSON
 
 extension JSONValue: ExpressibleByStringLiteral {
@@ -145,7 +104,7 @@ extension JSONValue: ExpressibleByArrayLiteral {
 }
 
 extension JSONValue: ExpressibleByDictionaryLiteral {
-    /// Later duplicates win, as when parsing.
+    /// A later duplicate key wins (parsed input that repeats a name is rejected instead).
     public init(dictionaryLiteral members: (String, JSONValue)...) {
         self = .object(Dictionary(members, uniquingKeysWith: { _, last in last }))
     }
@@ -158,7 +117,7 @@ extension JSONValue {
     /// `.integer`, or `.null` for nil.
     public init(_ integer: Int64?) { self = integer.map(JSONValue.integer) ?? .null }
 
-    /// `.double`, or `.null` for nil.
+    /// `.double`, or `.null` for nil (and for NaN and infinities).
     public init(_ number: Double?) { self = number.map(JSONValue.double) ?? .null }
 }
 

@@ -3,13 +3,12 @@ extension JSONValue {
     ///
     /// `canonical: true` is the form digests are taken of and messages are sent
     /// in: object keys sorted by their UTF-8 bytes, no whitespace, only `"`, `\`
-    /// and control characters escaped, integers in decimal, a double that is
-    /// integral within ±2^53 written as an integer (so `1.0` and `1` are the same
-    /// bytes), any other double as Swift's shortest round-tripping form.
+    /// and control characters escaped, numbers in their canonical form (one
+    /// spelling per exact value, see `JSONNumber`: `1.0` and `1` are the same
+    /// bytes, `0.1` and `0.10000000000000001` are not).
     ///
     /// `canonical: false` is the same, indented by two spaces per level, for
-    /// people (logs, fixtures). Non-finite doubles, which JSON cannot hold, are
-    /// written as `null` in both.
+    /// people (logs, fixtures).
     public func serialized(canonical: Bool) -> [UInt8] {
         serialized(canonical: canonical, reservingCapacity: 256)
     }
@@ -49,10 +48,8 @@ struct JSONWriter {
             }
         case .string(let text):
             write(text)
-        case .integer(let integer):
-            write(integer)
-        case .double(let number):
-            write(number)
+        case .number(let number):
+            output.append(contentsOf: number.description.utf8)
         case .bool(let flag):
             output.append(contentsOf: flag ? Self.trueBytes : Self.falseBytes)
         case .null:
@@ -87,28 +84,6 @@ struct JSONWriter {
         guard indented else { return }
         output.append(UInt8(ascii: "\n"))
         output.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * level))
-    }
-
-    private mutating func write(_ integer: Int64) {
-        if integer < 0 { output.append(UInt8(ascii: "-")) }
-        // The magnitude as UInt64 also covers Int64.min.
-        var magnitude = integer.magnitude
-        let firstDigit = output.count
-        repeat {
-            output.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        output[firstDigit...].reverse()
-    }
-
-    private mutating func write(_ number: Double) {
-        if let integer = JSONValue.exactInteger(number) {
-            write(integer)
-        } else if number.isFinite {
-            output.append(contentsOf: number.description.utf8)
-        } else {
-            output.append(contentsOf: Self.nullBytes)
-        }
     }
 
     mutating func write(_ text: String) {

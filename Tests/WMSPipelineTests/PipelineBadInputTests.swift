@@ -53,4 +53,35 @@ import WMSPipeline
         #expect(recorded == Int64(bad.count))
         try await f.schema.drop()
     }
+
+    /// Section 2 through the real broker: an unknown field may hold any valid
+    /// number, a quantity is read by its exact value, numbers are compared
+    /// exactly (a 20-digit ref is not rounded into another one), and a repeated
+    /// name is not valid JSON.
+    @Test func numbersAreExactAndRepeatedNamesAreInvalidJSON() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("N")
+        func receiving(_ id: String, _ extra: String) -> String {
+            WMSEvents.envelope("\(f.id)-\(id)", "RECEIVING_COMPLETE", location: "FC1", extra)
+        }
+        let messages = [
+            receiving("huge-unknown", #""x":1e400,"items":[{"sku":"\#(sku)","quantity":2}]"#),
+            receiving("huge-quantity", #""items":[{"sku":"\#(sku)","quantity":1e400}]"#),
+            receiving("repeated", #""eventId":"\#(f.id)-other","items":[{"sku":"\#(sku)","quantity":100}]"#),
+            receiving("ref", #""ref":12345678901234567890,"items":[{"sku":"\#(sku)","quantity":5}]"#),
+            receiving("ref", #""ref":12345678901234567891,"items":[{"sku":"\#(sku)","quantity":5}]"#),
+        ]
+        let (report, dead, levels) = try await blocking {
+            try f.produce(messages, partition: 0)
+            let report = try f.run(untilSeen: messages.count)
+            return (report, try f.readAll(f.deadLetterTopic, expecting: 3), try f.postgresLevels())
+        }
+        #expect(report.appliedCount == 2)
+        #expect(levels["\(sku)@FC1"]?[0] == 7)
+        let codes = Dictionary(uniqueKeysWithValues: dead.map {
+            (String(decoding: $0.header("wms.source.offset") ?? [], as: UTF8.self), String(decoding: $0.header("wms.error.code") ?? [], as: UTF8.self))
+        })
+        #expect(codes == ["1": "INVALID_FIELD", "2": "INVALID_JSON", "4": "EVENT_ID_CONFLICT"])
+        try await f.schema.drop()
+    }
 }
