@@ -121,6 +121,30 @@ import WMSPipeline
         try await f.schema.drop()
     }
 
+    /// A dead letter too large for its topic that a run before left in the outbox
+    /// (unpublished) is cut at start-up too: the worker goes on to consume.
+    @Test func aTooLargeDeadLetterLeftInTheOutboxDoesNotStopTheNextStart() async throws {
+        var fixture = try await PipelineFixture.create()
+        fixture.producerProperties = ["message.max.bytes": "200000"]
+        let f = fixture
+        let sku = f.sku("S")
+        let messageId = "dlq:\(f.topics[0]):0:99:abcdef012345"
+        let outcome = try await blocking {
+            _ = try f.query("""
+                INSERT INTO outbox (message_id, topic, payload)
+                VALUES ('\(messageId)', '\(f.deadLetterTopic)', convert_to(repeat('x', 600000), 'UTF8'))
+                """)
+            try f.produce([WMSEvents.receiving("\(f.id)-ok", at: "FC1", [(sku, 3)])], partition: 0)
+            let report = try f.run(untilSeen: 1, timeout: .seconds(20))
+            return (report, try f.readAll(f.deadLetterTopic, expecting: 1))
+        }
+        let (report, dead) = outcome
+        #expect(report.appliedCount == 1)
+        #expect(dead.map(\.value.count) == [64 * 1024])
+        #expect(dead.first?.header("wms.error.truncated") == Array("true".utf8))
+        try await f.schema.drop()
+    }
+
     /// The same when the broker refuses it (a dead-letter topic whose
     /// max.message.bytes is below the message): a mock cluster of the test's own
     /// refuses the worker's first Produce request as too large, as the dev broker,
