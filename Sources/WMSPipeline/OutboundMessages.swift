@@ -75,14 +75,14 @@ enum OutboundMessages {
                             payload: JSONValue.object(fields).serialized(canonical: true), eventId: alert.eventId)
     }
 
-    /// The original bytes, key and headers, and then the headers of section 6. It
-    /// is stored whole: what the dead-letter topic accepts is learnt when it is
-    /// published (see `deadLetterCuts`).
     /// The headers the worker adds to a dead letter, in this order.
     static let deadLetterHeaderNames = [
         "wms.error.code", "wms.error.detail", "wms.source.topic", "wms.source.partition", "wms.source.offset", "wms.message.id",
     ]
 
+    /// The original bytes, key and headers, and then the headers of section 6. It
+    /// is stored whole: what the dead-letter topic accepts is learnt when it is
+    /// published (see `deadLetterCuts`).
     static func deadLetter(_ message: KafkaMessage, error: BadEvent, topic: String) -> OutboxRecord {
         let messageId = deadLetterID(topic: message.topic, partition: message.partition, offset: message.offset, value: message.value)
         let facts = [error.code.rawValue, error.detail, message.topic, String(message.partition), String(message.offset), messageId]
