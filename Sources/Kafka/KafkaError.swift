@@ -58,6 +58,14 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED,
     ].reduce(into: Set<Int32>()) { $0.insert($1.rawValue) }
 
+    /// The message is larger than the topic or the producer accepts: refused by the
+    /// broker (the topic's `max.message.bytes`, or a segment) or by librdkafka
+    /// itself (the producer's `message.max.bytes`), with the same codes. Sending it
+    /// again as it is cannot succeed.
+    public var isMessageTooLarge: Bool {
+        code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue
+    }
+
     public var description: String {
         "Kafka error \(name) (\(code))\(isFatal ? " [fatal]" : isRetriable ? " [retriable]" : ""): \(message)"
     }

@@ -389,7 +389,7 @@ final class BatchProcessor {
             case .alreadyApplied(let decoded):
                 report.duplicated[decoded.event.type, default: 0] += 1
             case .deadLetter(let error):
-                let outbox = OutboundMessages.deadLetter(message, error: error, topic: settings.deadLetterTopic, maxBytes: settings.deadLetterMaxBytes)
+                let outbox = OutboundMessages.deadLetter(message, error: error, topic: settings.deadLetterTopic)
                 records.outbox.append(outbox)
                 records.deadLetters.append(DeadLetterRecord(sourceTopic: message.topic, sourcePartition: message.partition,
                                                             sourceOffset: message.offset, error: error, messageId: outbox.messageId))
@@ -519,16 +519,16 @@ final class BatchProcessor {
     }
 
     /// Publishes what the outbox holds for this batch (its own rows, and rows a
-    /// crashed run left for events of this batch), waits for every acknowledgement,
-    /// then marks them published.
+    /// crashed run left for events of this batch) and the oldest rows still
+    /// unacknowledged whatever caused them (a late cancellation's, say, whose
+    /// publish failed: no event brings it back), in the order they were written;
+    /// waits for every acknowledgement, then marks them published.
     private func publish(_ records: BatchRecords, _ dispositions: [Disposition]) throws -> Int {
         let duplicateIDs = dispositions.compactMap { if case .alreadyApplied(let decoded) = $0 { decoded.event.eventId } else { nil } }
-        // Rows exist only where this batch wrote some, or where an earlier run did.
-        guard !records.outbox.isEmpty || !duplicateIDs.isEmpty else { return 0 }
         let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
-                                              messageIds: records.outbox.map(\.messageId))
+                                              messageIds: records.outbox.map(\.messageId), oldest: 1000)
         guard !pending.isEmpty else { return 0 }
-        try producer.deliver(pending.map(OutboundMessages.kafkaMessage))
+        try OutboxPublisher(producer: producer, logger: logger).publish(pending)
         faults.reached(.afterPublish)
         try store.markPublished(pending.map(\.messageId))
         faults.reached(.afterMarkPublished)

@@ -44,8 +44,12 @@ enum OutboundMessages {
     /// The source offset, and a digest of the bytes: a topic recreated with the
     /// same offsets gets new ids.
     static func deadLetterID(topic: String, partition: Int32, offset: Int64, value: [UInt8]) -> String {
-        "dlq:\(topic):\(partition):\(offset):\(SHA256.hex(value).prefix(12))"
+        "\(deadLetterIDPrefix)\(topic):\(partition):\(offset):\(SHA256.hex(value).prefix(12))"
     }
+
+    private static let deadLetterIDPrefix = "dlq:"
+
+    static func isDeadLetter(_ record: OutboxRecord) -> Bool { record.messageId.hasPrefix(deadLetterIDPrefix) }
 
     static func alert(_ alert: AlertRecord, topic: String) -> OutboxRecord {
         var fields: [String: JSONValue] = [
@@ -71,32 +75,51 @@ enum OutboundMessages {
                             payload: JSONValue.object(fields).serialized(canonical: true), eventId: alert.eventId)
     }
 
-    /// The original bytes and key, with the headers of section 6. A message the
-    /// dead-letter topic would refuse (value, key and headers over `maxBytes`) has
-    /// its value cut to the first 64 KiB, and its key to 1 KiB, and is marked.
-    static func deadLetter(_ message: KafkaMessage, error: BadEvent, topic: String, maxBytes: Int) -> OutboxRecord {
+    /// The headers the worker adds to a dead letter, in this order.
+    static let deadLetterHeaderNames = [
+        "wms.error.code", "wms.error.detail", "wms.source.topic", "wms.source.partition", "wms.source.offset", "wms.message.id",
+    ]
+
+    /// The original bytes, key and headers, and then the headers of section 6. It
+    /// is stored whole: what the dead-letter topic accepts is learnt when it is
+    /// published (see `deadLetterCuts`).
+    static func deadLetter(_ message: KafkaMessage, error: BadEvent, topic: String) -> OutboxRecord {
         let messageId = deadLetterID(topic: message.topic, partition: message.partition, offset: message.offset, value: message.value)
-        var headers = [
-            OutboxRecord.Header(name: "wms.error.code", value: error.code.rawValue),
-            OutboxRecord.Header(name: "wms.error.detail", value: error.detail),
-            OutboxRecord.Header(name: "wms.source.topic", value: message.topic),
-            OutboxRecord.Header(name: "wms.source.partition", value: String(message.partition)),
-            OutboxRecord.Header(name: "wms.source.offset", value: String(message.offset)),
-            OutboxRecord.Header(name: "wms.message.id", value: messageId),
-        ]
-        var value = message.value
-        var key = message.key
-        let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-        if value.count + (key?.count ?? 0) + headerBytes > maxBytes {
-            value = Array(value.prefix(64 * 1024))
-            key = key.map { Array($0.prefix(1024)) }
-            headers.append(OutboxRecord.Header(name: "wms.error.truncated", value: "true"))
+        let facts = [error.code.rawValue, error.detail, message.topic, String(message.partition), String(message.offset), messageId]
+        let headers = message.headers.map { OutboxRecord.Header(name: $0.name, value: $0.value) }
+            + zip(deadLetterHeaderNames, facts).map { OutboxRecord.Header(name: $0, text: $1) }
+        return OutboxRecord(messageId: messageId, topic: topic, key: message.key, payload: message.value, headers: headers, eventId: error.eventId)
+    }
+
+    /// Smaller forms of a dead letter, to try in turn when the topic refuses it as
+    /// too large (section 6), each marked `wms.error.truncated: true`: the value cut
+    /// to its first 64 KiB; then no value; then no value, no key and only the
+    /// worker's own headers (the error, and where the message is in its topic),
+    /// which any topic meant for dead letters takes: the partition moves on.
+    static func deadLetterCuts(_ record: OutboxRecord) -> [OutboxRecord] {
+        let truncated = OutboxRecord.Header(name: "wms.error.truncated", text: "true")
+        func cut(value: [UInt8], key: [UInt8]?, headers: [OutboxRecord.Header]) -> OutboxRecord {
+            var cut = record
+            cut.payload = value
+            cut.key = key
+            // A row stored cut by an earlier release is marked already.
+            cut.headers = headers.contains(truncated) ? headers : headers + [truncated]
+            return cut
         }
-        return OutboxRecord(messageId: messageId, topic: topic, key: key, payload: value, headers: headers, eventId: error.eventId)
+        var cuts: [OutboxRecord] = []
+        let valueCutoff = 64 * 1024
+        if record.payload.count > valueCutoff {
+            cuts.append(cut(value: Array(record.payload.prefix(valueCutoff)), key: record.key, headers: record.headers))
+        }
+        if !record.payload.isEmpty {
+            cuts.append(cut(value: [], key: record.key, headers: record.headers))
+        }
+        cuts.append(cut(value: [], key: nil, headers: record.headers.filter { deadLetterHeaderNames.contains($0.name) }))
+        return cuts
     }
 
     static func kafkaMessage(_ record: OutboxRecord) -> KafkaOutboundMessage {
         KafkaOutboundMessage(topic: record.topic, key: record.key, value: record.payload,
-                             headers: record.headers.map { KafkaHeader(name: $0.name, string: $0.value) })
+                             headers: record.headers.map { KafkaHeader(name: $0.name, value: $0.value) })
     }
 }

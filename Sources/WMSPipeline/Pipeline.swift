@@ -214,15 +214,15 @@ public final class Pipeline {
     }
 
     /// Outbox rows a crashed run left unpublished: sent before anything else.
-    /// Events of a later batch would publish them too; this also covers rows whose
-    /// events are never redelivered.
+    /// Every batch publishes the oldest of them too; this sends a large backlog
+    /// at once.
     private func publishLeftovers(shouldStop: () -> Bool, sleep: (Duration) -> Void) {
         var backoff = Backoff(maximum: settings.maxRetryDelay)
         while !shouldStop() {
             do {
                 let pending = try store.allPendingOutbox(limit: 10_000)
                 if !pending.isEmpty {
-                    try processor.producer.deliver(pending.map(OutboundMessages.kafkaMessage))
+                    try OutboxPublisher(producer: processor.producer, logger: logger).publish(pending)
                     try store.markPublished(pending.map(\.messageId))
                     logger.info("published outbox rows left by an earlier run", metadata: ["count": "\(pending.count)"])
                 }

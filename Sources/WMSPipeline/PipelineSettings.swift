@@ -20,10 +20,6 @@ public struct PipelineSettings: Sendable {
     /// a batch of another worker that looked PostgreSQL up before the commit.
     public var redisGrace: Duration = .seconds(300)
     public var varianceThresholds = VarianceThresholds()
-    /// Dead letters whose value, key and headers are larger are cut (value to its
-    /// first 64 KiB): Kafka's default message.max.bytes, less room for the record
-    /// overhead.
-    public var deadLetterMaxBytes = 1_000_000 - 4096
     /// How waiting order lines are filled when stock grows.
     public var backorderPolicy = BackorderPolicy.strictFIFO
     /// Longest wait between two attempts at a failing batch.

@@ -272,12 +272,17 @@ public struct OutboxRecord: Sendable, Equatable {
     public var headers: [Header]
     public var eventId: String?
 
+    /// A Kafka header: its value is bytes, or absent.
     public struct Header: Sendable, Equatable {
         public var name: String
-        public var value: String
-        public init(name: String, value: String) {
+        public var value: [UInt8]?
+        public init(name: String, value: [UInt8]?) {
             self.name = name
             self.value = value
+        }
+
+        public init(name: String, text: String) {
+            self.init(name: name, value: Array(text.utf8))
         }
     }
 

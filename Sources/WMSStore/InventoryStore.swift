@@ -148,14 +148,15 @@ public final class InventoryStore {
     }
 
     /// Outbox rows not yet acknowledged by the broker, caused by these events or
-    /// with these messageIds, oldest first.
-    public func pendingOutbox(eventIds: [String], messageIds: [String]) throws -> [OutboxRecord] {
-        guard !eventIds.isEmpty || !messageIds.isEmpty else { return [] }
-        return try outboxRecords(db.query("""
+    /// with these messageIds, and the `oldest` rows whatever caused them, in the
+    /// order they were written.
+    public func pendingOutbox(eventIds: [String], messageIds: [String], oldest: Int) throws -> [OutboxRecord] {
+        try outboxRecords(db.query("""
             SELECT message_id, topic, message_key, payload, headers::text AS headers, event_id
             FROM outbox
-            WHERE published_at IS NULL AND (event_id = ANY(\(eventIds)::text[]) OR message_id = ANY(\(messageIds)::text[]))
-            ORDER BY created_at, message_id
+            WHERE published_at IS NULL AND (event_id = ANY(\(eventIds)::text[]) OR message_id = ANY(\(messageIds)::text[])
+                  OR message_id IN (SELECT message_id FROM outbox WHERE published_at IS NULL ORDER BY publish_order LIMIT \(oldest)))
+            ORDER BY publish_order
             """))
     }
 
@@ -164,7 +165,7 @@ public final class InventoryStore {
     public func allPendingOutbox(limit: Int) throws -> [OutboxRecord] {
         try outboxRecords(db.query("""
             SELECT message_id, topic, message_key, payload, headers::text AS headers, event_id
-            FROM outbox WHERE published_at IS NULL ORDER BY created_at, message_id LIMIT \(limit)
+            FROM outbox WHERE published_at IS NULL ORDER BY publish_order LIMIT \(limit)
             """))
     }
 
@@ -291,17 +292,16 @@ public final class InventoryStore {
 
     private func insertOutbox(_ records: [OutboxRecord], _ db: PostgresConnection) throws {
         guard !records.isEmpty else { return }
-        let headers = records.map { record in
-            String(decoding: JSONValue.array(record.headers.map { .object(["name": .string($0.name), "value": .string($0.value)]) })
-                .serialized(canonical: true), as: UTF8.self)
-        }
+        // In the order the batch built them: publish_order, the sequence's next
+        // value, is taken row by row in the order the sorted SELECT yields them.
         try db.query("""
             INSERT INTO outbox (message_id, topic, message_key, payload, headers, event_id)
             SELECT o.message_id, o.topic, decode(o.message_key, 'hex'), decode(o.payload, 'hex'), o.headers::jsonb, o.event_id
             FROM unnest(\(records.map(\.messageId))::text[], \(records.map(\.topic))::text[],
                         \(records.map { $0.key.map(Hex.encode) })::text[], \(records.map { Hex.encode($0.payload) })::text[],
-                        \(headers)::text[], \(records.map(\.eventId))::text[])
-                 AS o(message_id, topic, message_key, payload, headers, event_id)
+                        \(records.map(\.headers.outboxJSON))::text[], \(records.map(\.eventId))::text[]) WITH ORDINALITY
+                 AS o(message_id, topic, message_key, payload, headers, event_id, position)
+            ORDER BY o.position
             ON CONFLICT (message_id) DO NOTHING
             """)
     }
@@ -456,15 +456,10 @@ public final class InventoryStore {
 
     private func outboxRecords(_ rows: PostgresRows) throws -> [OutboxRecord] {
         try rows.rows.map { row in
-            let headers = try JSONValue.parse(Array(try row["headers"].string().utf8))
-            return OutboxRecord(
+            OutboxRecord(
                 messageId: try row["message_id"].string(), topic: try row["topic"].string(),
                 key: row["message_key"].isNull ? nil : try row["message_key"].bytes(), payload: try row["payload"].bytes(),
-                headers: headers.arrayValue?.compactMap { header in
-                    guard let name = header["name"]?.stringValue, let value = header["value"]?.stringValue else { return nil }
-                    return OutboxRecord.Header(name: name, value: value)
-                } ?? [],
-                eventId: row["event_id"].text)
+                headers: try [OutboxRecord.Header](outboxJSON: try row["headers"].string()), eventId: row["event_id"].text)
         }
     }
 }

@@ -55,6 +55,32 @@ import TestSupport
         #expect(outcome.1.count == 1)
     }
 
+    /// A message the broker refuses as too large fails alone, with an error that
+    /// says so, and the idempotent producer goes on: the dead-letter cut relies on
+    /// both. (librdkafka refusing one above the producer's message.max.bytes is
+    /// covered by the pipeline's tests; the dev broker has no size limit.)
+    @Test func aMessageTheBrokerRefusesAsTooLargeFailsAloneAndTheProducerGoesOn() async throws {
+        let outcome = try await blocking {
+            let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaFixtures.logger)
+            try cluster.createTopic("sizes", partitions: 1)
+            let producer = try KafkaFixtures.producer(brokers: cluster.bootstrapServers)
+            try producer.deliver([KafkaOutboundMessage(topic: "sizes", value: Array("first".utf8))])
+            // Kafka's MESSAGE_TOO_LARGE (10), for the next Produce request (ApiKey 0).
+            cluster.pushRequestErrors(apiKey: 0, errors: [10])
+            let refused = try producer.send([KafkaOutboundMessage(topic: "sizes", value: Array("large".utf8))], timeout: .seconds(10))
+            let after = try producer.send([KafkaOutboundMessage(topic: "sizes", value: Array("cut".utf8))], timeout: .seconds(10))
+            return (refused, after)
+        }
+        guard case .failure(let error) = outcome.0.first else {
+            Issue.record("expected the broker to refuse the message, got \(outcome.0)")
+            return
+        }
+        #expect(error.isMessageTooLarge)
+        #expect(!error.isFatal)
+        #expect(outcome.1.count == 1)
+        if case .failure(let error) = outcome.1.first { Issue.record("the producer did not go on: \(error)") }
+    }
+
     @Test func unreachableBrokerIsReportedAsARetriableClientError() async throws {
         let error = try await blocking { () -> KafkaError? in
             // Nothing listens on port 9 of loopback.

@@ -18,6 +18,10 @@ public struct PipelineFixture: Sendable {
     public let group: String
     public var maxBatchSize = 2000
     public var backorderPolicy = BackorderPolicy.strictFIFO
+    /// librdkafka properties of the pipeline's producer (`message.max.bytes`, ...).
+    public var producerProperties: [String: String] = [:]
+    /// The dev broker, or a test's own mock cluster (to inject errors).
+    public var kafkaBrokers = TestEnvironment.kafkaBrokers
     public static let logger = Logger(label: "wms.test.pipeline")
 
     public static func create(topics: Int = 1) async throws -> PipelineFixture {
@@ -32,7 +36,7 @@ public struct PipelineFixture: Sendable {
     /// The settings of a `wms-worker` process working for this fixture.
     public var workerEnvironment: [String: String] {
         [
-            "WMS_KAFKA_BROKERS": TestEnvironment.kafkaBrokers, "WMS_KAFKA_GROUP_ID": group, "WMS_TOPICS": topics.joined(separator: ","),
+            "WMS_KAFKA_BROKERS": kafkaBrokers, "WMS_KAFKA_GROUP_ID": group, "WMS_TOPICS": topics.joined(separator: ","),
             "WMS_REDIS_URL": TestEnvironment.redisURL, "WMS_POSTGRES_URL": schema.url,
             "WMS_ALERTS_TOPIC": alertsTopic, "WMS_DLQ_TOPIC": deadLetterTopic, "WMS_ALLOCATIONS_TOPIC": allocationsTopic,
             "WMS_KAFKA_CONSUMER_PROPERTIES": "session.timeout.ms=6000;heartbeat.interval.ms=500",
@@ -59,10 +63,15 @@ public struct PipelineFixture: Sendable {
     }
 
     public func produce(_ values: [[UInt8]], topic: Int = 0, partition: Int32? = nil) throws {
+        try produce(messages: values.map { KafkaOutboundMessage(topic: topics[topic], partition: partition, key: nil, value: $0) })
+    }
+
+    /// Messages as they are, with their keys and headers.
+    public func produce(messages: [KafkaOutboundMessage]) throws {
         // Room for the oversized messages of the bad-input tests.
-        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers,
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers,
                                                              properties: ["message.max.bytes": "4000000"]), logger: Self.logger)
-        try producer.deliver(values.map { KafkaOutboundMessage(topic: topics[topic], partition: partition, key: nil, value: $0) })
+        try producer.deliver(messages)
     }
 
     /// Runs a pipeline of group `group` until it has seen `messages` messages (applied,
@@ -76,14 +85,15 @@ public struct PipelineFixture: Sendable {
 
     /// Runs a pipeline until `done` (asked between batches, with its totals so far) says so.
     public func run(group: String? = nil, until done: (BatchReport) -> Bool) throws -> BatchReport {
-        var consumerConfig = KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
+        var consumerConfig = KafkaConfig(bootstrapServers: kafkaBrokers, properties: [
             "group.id": group ?? self.group, "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
         ])
         consumerConfig.clientID = "wms-test"
         let redisURL = try RedisURL(TestEnvironment.redisURL)
         let pipeline = Pipeline(settings: settings, connections: Pipeline.Connections(
             consumer: try KafkaConsumer(config: consumerConfig, logger: Self.logger),
-            producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers), logger: Self.logger),
+            producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: producerProperties),
+                                        logger: Self.logger),
             hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
             postgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
         try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
@@ -121,7 +131,7 @@ public struct PipelineFixture: Sendable {
 
     /// Every message of a topic, read with a group of its own.
     public func readAll(_ topic: String, expecting count: Int, timeout: Duration = .seconds(30)) throws -> [KafkaMessage] {
-        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers, properties: [
+        let consumer = try KafkaConsumer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: [
             "group.id": "reader-\(UUID().uuidString.prefix(8))",
         ]), logger: Self.logger)
         try consumer.subscribe([topic])

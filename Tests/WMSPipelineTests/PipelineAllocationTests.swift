@@ -119,6 +119,27 @@ import WMSStore
         try await f.schema.drop()
     }
 
+    /// Section 5: a confirmation and its cancellation in one batch. Their messages
+    /// share a partition (keyed by location), so the WMS sees them in publishing
+    /// order: the ALLOCATION first.
+    @Test func anAllocationIsPublishedBeforeItsCancellationFromOneBatch() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("S")
+        let outcome = try await blocking {
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)])], partition: 0)
+            _ = try f.run(untilSeen: 1)
+            try f.produce([OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)]),
+                           OrderEvents.cancelled("\(f.id)-c", order: "O")], partition: 0)
+            let report = try f.run(untilSeen: 2)
+            return (report, try f.allocationMessages(expecting: 2))
+        }
+        let (report, messages) = outcome
+        // Both in one batch: the case where their outbox rows are written together.
+        #expect(report.batches == 1)
+        #expect(messages.map { $0["messageId"]?.stringValue ?? "" } == ["allocation:\(f.id)-o:O:FC1", "allocation-cancelled:\(f.id)-c:O:FC1"])
+        try await f.schema.drop()
+    }
+
     @Test func twoOrdersRacingForTheLastUnitsAcrossTwoWorkers() async throws {
         var fixture = try await PipelineFixture.create()
         fixture.maxBatchSize = 1
