@@ -136,7 +136,7 @@ import WMSStore
         let (report, messages) = outcome
         // Both in one batch: the case where their outbox rows are written together.
         #expect(report.batches == 1)
-        #expect(messages.map { $0["messageId"]?.stringValue ?? "" } == ["allocation:\(f.id)-o:O:FC1", "allocation-cancelled:\(f.id)-c:O:FC1"])
+        #expect(messages.map { $0["messageId"]?.stringValue ?? "" } == ["allocation:\(f.id)-o|O|FC1", "allocation-cancelled:\(f.id)-c|O|FC1"])
         try await f.schema.drop()
     }
 
