@@ -167,7 +167,6 @@ public struct RepairSummary: Codable, Sendable, Hashable {
     public var waitingLinesWritten = 0
     /// `inventory:backorder-seq:*` counters raised to PostgreSQL's highest place.
     public var backorderSequencesWritten = 0
-    /// Pick tallies (`inventory:picked:*`) written from the ledger.
     /// Keys deleted before the rebuild, since PostgreSQL cannot vouch for them.
     public var orderLineKeysDeleted = 0
     public var backorderQueuesDeleted = 0

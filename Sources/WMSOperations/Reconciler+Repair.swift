@@ -12,7 +12,9 @@ extension Reconciler {
     ///
     /// 1. Deletes what PostgreSQL cannot vouch for and the rebuild replaces: order
     ///    line keys, backorder queues, pick tallies, the scripts' deduplication
-    ///    marks, and the lines cancellations resolved. A worker killed between its Redis step and its PostgreSQL
+    ///    marks, and the lines cancellations resolved (counted with the marks: a
+    ///    record of a run PostgreSQL may not hold, resolved again from it after the
+    ///    repair). A worker killed between its Redis step and its PostgreSQL
     ///    transaction leaves in Redis the effects of events PostgreSQL does not
     ///    hold; the rebuild drops those effects, so the marks saying they were
     ///    applied must go too, or the replay that follows would skip them. Events

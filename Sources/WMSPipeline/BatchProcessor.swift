@@ -88,7 +88,7 @@ final class BatchProcessor {
         let standing = try hotStore.claim(claims, known: Array(Set(known)))
         lap("claim")
         var dispositions = Self.plan(decoded, stored: stored, standing: standing.standing)
-        let orders = try orderContext(dispositions, unreleased: standing.unreleased)
+        let orders = try orderContext(dispositions)
         Self.rejectChangedLines(&dispositions, orders: orders)
         let unreleased = dispositions.compactMap { disposition -> DecodedEvent? in
             guard case .alreadyApplied(let decoded) = disposition, standing.unreleased.contains(decoded.event.eventId) else { return nil }
@@ -104,10 +104,10 @@ final class BatchProcessor {
             guard case .apply(let decoded) = disposition, changedElsewhere.contains(decoded.event.eventId) else { continue }
             dispositions[index] = .deadLetter(.changedOrderLine(eventId: decoded.event.eventId, detail: "as claimed by another event"))
         }
-        let lineClaims = try hotStore.claimLines(cancellations: Self.resolveCancellations(dispositions, orders: orders),
+        let cancelledLines = try hotStore.claimLines(cancellations: Self.resolveCancellations(dispositions, orders: orders),
                                                  recall: unreleased.filter { $0.event.type == .orderCancelled }.map(\.event.eventId))
         let nowMs = now()
-        let (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: lineClaims.cancelledLines)
+        let (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: cancelledLines)
         let outcomes = try hotStore.apply(changes, nowMs: nowMs)
         lap("redis")
         faults.reached(.afterRedis)
@@ -132,11 +132,14 @@ final class BatchProcessor {
         faults.reached(.afterPostgres)
 
         // PostgreSQL now answers for what the batch wrote in Redis: it may go after
-        // the grace. So may what a crash past an earlier commit left.
-        let recalled = Self.skuChanges(unreleased.map { .apply($0) }, orders: OrderContext(), cancelledLines: lineClaims.cancelledLines,
+        // the grace. So may what a crash past an earlier commit left; and so may
+        // every claim standing for this batch's payload, whether this run made it
+        // or a run before it that died.
+        let recalled = Self.skuChanges(unreleased.map { .apply($0) }, orders: OrderContext(), cancelledLines: cancelledLines,
                                        everyLine: true).changes
+        let held = decoded.compactMap { try? $0.get() }.filter { standing.standing[$0.event.eventId] == $0.digest }
         try hotStore.release(zip(changes, outcomes).filter { $0.1.result != nil }.map(\.0) + lateChanges + recalled,
-                             eventKeys: standing.created + lineClaims.created + unreleased.flatMap(Self.claimKeys))
+                             eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)))
         lap("release")
 
         report.published = try publish(records, dispositions)
@@ -144,14 +147,10 @@ final class BatchProcessor {
         return report
     }
 
-    /// The claims an event holds: its eventId, its order lines, its resolved cancellation.
+    /// The claims an event holds: its eventId, and a cancellation's resolved lines.
     static func claimKeys(_ decoded: DecodedEvent) -> [String] {
-        var keys = [RedisKeys.claim(eventId: decoded.event.eventId)]
-        switch decoded.event.body {
-        case .orderCancelled: keys.append(RedisKeys.cancelledLines(eventId: decoded.event.eventId))
-        default: break
-        }
-        return keys
+        let id = decoded.event.eventId
+        return decoded.event.type == .orderCancelled ? [RedisKeys.claim(eventId: id), RedisKeys.cancelledLines(eventId: id)] : [RedisKeys.claim(eventId: id)]
     }
 
     // MARK: Steps
@@ -228,10 +227,9 @@ final class BatchProcessor {
         var picks: [InventoryStore.PickPlace: PickHistory] = [:]
     }
 
-    /// The orders of the events to apply, and of the duplicates whose keys are to
-    /// be released or whose SKUs are to be invalidated (a cancellation's SKUs are
-    /// its order's).
-    private func orderContext(_ dispositions: [Disposition], unreleased: Set<String>) throws -> OrderContext {
+    /// The orders of the events to apply, and of duplicate cancellations, whose
+    /// SKUs (their order's) are invalidated in the display cache.
+    private func orderContext(_ dispositions: [Disposition]) throws -> OrderContext {
         var orderIds: Set<String> = []
         var cancelledOrders: Set<String> = []
         for disposition in dispositions {
@@ -257,7 +255,9 @@ final class BatchProcessor {
 
     /// An order line is decided once: a confirmation that gives a line PostgreSQL
     /// holds, or an earlier event of the batch gave, another SKU, location or
-    /// quantity is a bad event as a whole (contract, section 2).
+    /// quantity is a bad event as a whole (contract, section 2). Checked on what
+    /// the batch already read, before `claimOrderLines`, so that a bad event
+    /// claims none of its lines; the claims catch what another worker has in flight.
     static func rejectChangedLines(_ dispositions: inout [Disposition], orders: OrderContext) {
         var seen: [String: [String: OrderLine]] = [:]
         for (index, disposition) in dispositions.enumerated() {

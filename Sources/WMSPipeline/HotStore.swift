@@ -167,8 +167,6 @@ final class HotStore {
         /// Events PostgreSQL holds whose keys were never released (a run that died
         /// between its commit and its release): they are released now.
         var unreleased: Set<String> = []
-        /// The claim keys this call created: the batch releases them after its commit.
-        var created: [String] = []
     }
 
     /// Claims each new eventId for a payload, in the order given: the first payload
@@ -182,12 +180,8 @@ final class HotStore {
         var claims = Claims()
         for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {
             // Claims of workers before 0004 held "digest|lines".
-            guard let bytes = try reply.get().bytes else {
-                claims.standing[event.eventId] = event.digest
-                claims.created.append(RedisKeys.claim(eventId: event.eventId))
-                continue
-            }
-            claims.standing[event.eventId] = String(decoding: bytes.prefix { $0 != UInt8(ascii: "|") }, as: UTF8.self)
+            claims.standing[event.eventId] = try reply.get().bytes.map { String(decoding: $0.prefix { $0 != UInt8(ascii: "|") }, as: UTF8.self) }
+                ?? event.digest
         }
         for (eventId, reply) in zip(known, replies.dropFirst(events.count)) where try reply.get().int == -1 {
             claims.unreleased.insert(eventId)
@@ -200,26 +194,19 @@ final class HotStore {
     /// ran, and a replay or a second worker may know more or less, so the first
     /// resolution stands and is returned for every cancellation. Also reads the
     /// resolution of cancellations that are only to be released (`recall`).
-    func claimLines(cancellations: [(eventId: String, lines: [CancelledLine])], recall: [String]) throws
-        -> (cancelledLines: [String: [CancelledLine]], created: [String]) {
+    func claimLines(cancellations: [(eventId: String, lines: [CancelledLine])], recall: [String]) throws -> [String: [CancelledLine]] {
         let commands = cancellations.map { RedisCommand("SET", RedisKeys.cancelledLines(eventId: $0.eventId), Self.encode($0.lines), "NX", "GET") }
             + recall.map { RedisCommand("GET", RedisKeys.cancelledLines(eventId: $0)) }
-        guard !commands.isEmpty else { return ([:], []) }
+        guard !commands.isEmpty else { return [:] }
         let replies = try hot.pipeline(commands)
-        var created: [String] = []
         var resolved: [String: [CancelledLine]] = [:]
         for (cancellation, reply) in zip(cancellations, replies) {
-            guard let bytes = try reply.get().bytes else {
-                resolved[cancellation.eventId] = cancellation.lines
-                created.append(RedisKeys.cancelledLines(eventId: cancellation.eventId))
-                continue
-            }
-            resolved[cancellation.eventId] = Self.decodeLines(bytes)
+            resolved[cancellation.eventId] = try reply.get().bytes.map(Self.decodeLines) ?? cancellation.lines
         }
         for (eventId, reply) in zip(recall, replies.dropFirst(cancellations.count)) {
             if let bytes = try reply.get().bytes { resolved[eventId] = Self.decodeLines(bytes) }
         }
-        return (resolved, created)
+        return resolved
     }
 
     /// Runs every change in one pipeline; the outcome of each, in order.
@@ -236,16 +223,13 @@ final class HotStore {
     }
 
     /// After the commit: each change's mark, lines and tallies, and each event's
-    /// claims (`eventKeys`), expire after the grace. One round trip.
-    func release(_ changes: [SKUChange], eventKeys: [String]) throws {
+    /// claims (`eventKeys`), expire after the grace. Two round trips at most: the
+    /// scripts, then the claims.
+    func release(_ changes: [SKUChange], eventKeys: some Collection<String>) throws {
         guard !changes.isEmpty || !eventKeys.isEmpty else { return }
         let calls = changes.map { change in
-            let keys = Self.keysAndOperations(change, policy: policy).keys.filter { key in
-                guard let key = key as? String else { return false }
-                return key.hasPrefix(RedisKeys.orderLinePrefix(sku: change.sku)) || key.hasPrefix(RedisKeys.pickedPrefix(sku: change.sku))
-            }
-            return RedisScript.Call(script: Self.releaseScript, keys: [RedisKeys.applied(sku: change.sku, eventId: change.eventId)] + keys,
-                                    arguments: [change.eventId, graceMilliseconds, RedisKeys.orderLinePrefix(sku: change.sku)])
+            RedisScript.Call(script: Self.releaseScript, keys: [RedisKeys.applied(sku: change.sku, eventId: change.eventId)] + Self.heldKeys(change),
+                             arguments: [change.eventId, graceMilliseconds, RedisKeys.orderLinePrefix(sku: change.sku)])
         }
         for reply in try hot.evaluateAll(calls) { _ = try reply.get() }
         let expiries = eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
@@ -281,8 +265,19 @@ final class HotStore {
         try displayCache.send(RedisCommand(["UNLINK"] + skus.map { RedisKeys.display(sku: $0) }))
     }
 
+    /// The order lines and pick tallies a change's script may write, recording the
+    /// event as their writer (lines it fills from a queue are in its mark).
+    static func heldKeys(_ change: SKUChange) -> [String] {
+        func tally(_ location: Int, _ orderId: String) -> String {
+            RedisKeys.picked(sku: change.sku, location: change.locations[location].locationId, orderId: orderId)
+        }
+        func line(_ orderId: String, _ lineId: String) -> String { RedisKeys.orderLine(sku: change.sku, orderId: orderId, lineId: lineId) }
+        return change.picks.map { tally($0.location, $0.orderId) } + change.confirms.map { line($0.orderId, $0.lineId) }
+            + change.cancels.flatMap { [line($0.orderId, $0.lineId), tally($0.location, $0.orderId)] }
+    }
+
     /// KEYS for the call (the mark first) and the operations naming them by index.
-    static func keysAndOperations(_ change: SKUChange, policy: BackorderPolicy) -> (keys: [any RedisArgument], operations: JSONValue) {
+    static func keysAndOperations(_ change: SKUChange, policy: BackorderPolicy) -> ([any RedisArgument], JSONValue) {
         let sku = change.sku
         var keys: [any RedisArgument] = [RedisKeys.applied(sku: sku, eventId: change.eventId)]
         func declare(_ key: String) -> JSONValue {
@@ -373,7 +368,7 @@ final class HotStore {
         for cancel in list("cancels") {
             guard let order = text(cancel, "order"), let line = text(cancel, "lineId"), let released = int(cancel, "released"),
                   let was = text(cancel, "was") else { return nil }
-            // Marks of workers before 0004 have no `used`: an allocated line used what it did not release.
+            // Marks of workers before 0004 have no `used`: such a replay records 0.
             let used = int(cancel, "used") ?? 0
             result.cancels.append(.init(orderId: order, lineId: line, released: released, picksUsed: used, was: was))
         }

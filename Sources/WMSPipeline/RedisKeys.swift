@@ -17,8 +17,7 @@ public enum RedisKeys {
     public static func orderLine(sku: String, orderId: String, lineId: String) -> String { orderLinePrefix(sku: sku) + "\(orderId)|\(lineId)" }
     public static func orderLinePrefix(sku: String) -> String { "inventory:line:{\(sku)}:" }
     /// An order's picks at a location, by pick event, and what cancelled lines used of them.
-    public static func picked(sku: String, location: String, orderId: String) -> String { pickedPrefix(sku: sku) + "\(location):\(orderId)" }
-    public static func pickedPrefix(sku: String) -> String { "inventory:picked:{\(sku)}:" }
+    public static func picked(sku: String, location: String, orderId: String) -> String { "inventory:picked:{\(sku)}:\(location):\(orderId)" }
     /// The lines a cancellation resolved when it first ran.
     public static func cancelledLines(eventId: String) -> String { "inventory:cancel-lines:{\(eventId)}" }
     /// A checkout reservation, written by the checkout service.

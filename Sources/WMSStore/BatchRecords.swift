@@ -196,16 +196,13 @@ public struct StoredOrderLine: Sendable {
     public var locationId: String
     public var quantity: Int64
     public var status: String
-    /// For a cancelled line: the picks it accounted for.
-    public var picksUsed: Int64
 
-    public init(lineId: String, sku: String, locationId: String, quantity: Int64, status: String, picksUsed: Int64 = 0) {
+    public init(lineId: String, sku: String, locationId: String, quantity: Int64, status: String) {
         self.lineId = lineId
         self.sku = sku
         self.locationId = locationId
         self.quantity = quantity
         self.status = status
-        self.picksUsed = picksUsed
     }
 
     /// The same line, as a confirmation would give it.

@@ -64,12 +64,12 @@ public final class InventoryStore {
         guard !orderIds.isEmpty else { return [:] }
         var lines: [String: [StoredOrderLine]] = [:]
         for row in try db.query("""
-            SELECT order_id, line_id, sku, location_id, quantity, status, picks_used FROM allocations
+            SELECT order_id, line_id, sku, location_id, quantity, status FROM allocations
             WHERE order_id = ANY(\(orderIds)::text[]) ORDER BY order_id, line_id
             """).rows {
             lines[try row["order_id"].string(), default: []].append(StoredOrderLine(
                 lineId: try row["line_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string(),
-                quantity: try row["quantity"].int(), status: try row["status"].string(), picksUsed: try row["picks_used"].int()))
+                quantity: try row["quantity"].int(), status: try row["status"].string()))
         }
         return lines
     }
@@ -89,16 +89,16 @@ public final class InventoryStore {
             ORDER BY order_id, line_id, n
             ON CONFLICT DO NOTHING
             """)
-        var standing: [String: String] = [:]
+        var standing: [String: [String: StoredOrderLine]] = [:]
         for row in try db.query("""
             SELECT order_id, line_id, sku, location_id, quantity FROM order_line_claims
             WHERE order_id = ANY(\(Array(Set(lines.map(\.orderId))))::text[])
             """).rows {
-            standing[try row["order_id"].string() + "|" + row["line_id"].string()] =
-                "\(try row["sku"].string())|\(try row["location_id"].string())|\(try row["quantity"].int())"
+            let line = StoredOrderLine(lineId: try row["line_id"].string(), sku: try row["sku"].string(),
+                                       locationId: try row["location_id"].string(), quantity: try row["quantity"].int(), status: "claimed")
+            standing[try row["order_id"].string(), default: [:]][line.lineId] = line
         }
-        return Set(lines.filter { standing[$0.orderId + "|" + $0.line.lineId] != "\($0.line.sku)|\($0.line.locationId)|\($0.line.quantity)" }
-            .map(\.eventId))
+        return Set(lines.filter { standing[$0.orderId]?[$0.line.lineId]?.matches($0.line) != true }.map(\.eventId))
     }
 
     /// Where an order's picks of a SKU at a location are kept.
@@ -120,19 +120,21 @@ public final class InventoryStore {
         guard !orderIds.isEmpty else { return [:] }
         var histories: [PickPlace: PickHistory] = [:]
         for row in try db.query("""
-            SELECT order_id, sku, location_id, event_id, sum(d_picked)::bigint AS picked FROM inventory_transactions
+            SELECT order_id, sku, location_id, true AS is_pick, event_id AS id, sum(d_picked)::bigint AS quantity
+            FROM inventory_transactions
             WHERE order_id = ANY(\(orderIds)::text[]) AND event_type = \(EventType.pickComplete.rawValue)
             GROUP BY order_id, sku, location_id, event_id
-            """).rows {
-            let place = PickPlace(orderId: try row["order_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string())
-            histories[place, default: PickHistory()].byEvent[try row["event_id"].string()] = try row["picked"].int()
-        }
-        for row in try db.query("""
-            SELECT order_id, sku, location_id, line_id, picks_used FROM allocations
+            UNION ALL
+            SELECT order_id, sku, location_id, false, line_id, picks_used FROM allocations
             WHERE order_id = ANY(\(orderIds)::text[]) AND picks_used > 0
             """).rows {
             let place = PickPlace(orderId: try row["order_id"].string(), sku: try row["sku"].string(), locationId: try row["location_id"].string())
-            histories[place, default: PickHistory()].usedByLine[try row["line_id"].string()] = try row["picks_used"].int()
+            let (id, quantity) = (try row["id"].string(), try row["quantity"].int())
+            if try row["is_pick"].bool() {
+                histories[place, default: PickHistory()].byEvent[id] = quantity
+            } else {
+                histories[place, default: PickHistory()].usedByLine[id] = quantity
+            }
         }
         return histories
     }

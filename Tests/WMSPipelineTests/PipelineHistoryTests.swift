@@ -12,12 +12,17 @@ import WMSPipeline
 /// that does not grow with history.
 @Suite struct PipelineHistoryTests {
     /// Every key of one SKU in the hot store (the test's SKUs are its own).
-    static func keys(of sku: String) throws -> [String] {
+    static func keys(of sku: String) throws -> [String] { try keys(matching: "inventory:*{\(sku)}*") }
+
+    /// Every key of the events whose ids start with `prefix` (their claims).
+    static func eventKeys(_ prefix: String) throws -> [String] { try keys(matching: "inventory:*{\(prefix)*}") }
+
+    static func keys(matching pattern: String) throws -> [String] {
         let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
         var keys: [String] = []
         var cursor = "0"
         repeat {
-            let reply = try redis.send("SCAN", cursor, "MATCH", "inventory:*{\(sku)}*", "COUNT", 1000).array ?? []
+            let reply = try redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000).array ?? []
             cursor = reply.first?.string ?? "0"
             keys += reply.last?.array?.compactMap(\.string) ?? []
         } while cursor != "0"
@@ -205,6 +210,7 @@ import WMSPipeline
             _ = try crashed.waitForExit(timeout: .seconds(90))
             let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
             let uncommitted = try Self.keys(of: sku).filter { !$0.hasPrefix("inventory:live:") && !$0.hasPrefix("inventory:backorder") }
+                + Self.eventKeys("\(f.id)-")
             let ttlsBefore = try uncommitted.map { try redis.send("PTTL", $0).int ?? -2 }
             let restarted = try WorkerProcess(["run"], environment: environment)
             let deadline = ContinuousClock.now + .seconds(60)
@@ -214,16 +220,18 @@ import WMSPipeline
                 Thread.sleep(forTimeInterval: 0.2)
             }
             Thread.sleep(forTimeInterval: 4)
-            let left = try Self.keys(of: sku)
+            let left = try Self.keys(of: sku) + Self.eventKeys("\(f.id)-")
             restarted.signal(SIGTERM)
             _ = try restarted.waitForExit(timeout: .seconds(30))
             return (uncommitted, ttlsBefore, committed, left, try f.postgresLevels())
         }
         let (uncommitted, ttlsBefore, committed, left, levels) = outcome
         #expect(uncommitted.contains { $0.hasPrefix("inventory:applied:") })
+        #expect(uncommitted.contains("inventory:claim:{\(f.id)-c}") && uncommitted.contains("inventory:cancel-lines:{\(f.id)-c}"))
         #expect(ttlsBefore.allSatisfy { $0 == -1 }, "keys of uncommitted events must not expire: \(zip(uncommitted, ttlsBefore).map { "\($0)=\($1)" })")
         #expect(committed == 4)
-        // The grace over: only the live hash is left.
+        // The grace over: only the live hash is left; the claims the crashed run
+        // made (the restart found them standing) are gone too.
         #expect(left == ["inventory:live:{\(sku)}:FC1"])
         #expect(levels["\(sku)@FC1"] == [9, 0, 0, 0, 1, 0, 0])
         try await f.schema.drop()

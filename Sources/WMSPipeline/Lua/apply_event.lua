@@ -146,11 +146,8 @@ for _, c in ipairs(ops.confirm or {}) do
             redis.call('ZADD', key(ops.locations[c.loc].queue), seq, c.order .. '|' .. c.lineId .. '|' .. n(c.q))
             decision, status = 'backordered', 'backordered'
         end
-        local fields = {'decision', decision, 'status', status, 'q', n(c.q), 'confirmedBy', ops.eventId, 'seq', n(seq or 0)}
-        if status == 'backordered' then
-            -- Waiting lines are kept until they are filled or dropped (see release_keys.lua).
-        end
-        settle(line, fields)
+        -- A waiting line is kept until it is filled or dropped (release_keys.lua).
+        settle(line, {'decision', decision, 'status', status, 'q', n(c.q), 'confirmedBy', ops.eventId, 'seq', n(seq or 0)})
         table.insert(result.confirms, {order = c.order, lineId = c.lineId, decision = decision, status = status, seq = n(seq or 0)})
     end
 end
