@@ -138,9 +138,11 @@ final class BatchProcessor {
         let recalled = Self.skuChanges(unreleased.map { .apply($0) }, orders: OrderContext(), cancelledLines: cancelledLines,
                                        everyLine: true).changes
         let held = decoded.compactMap { try? $0.get() }.filter { standing.standing[$0.event.eventId] == $0.digest }
-        try hotStore.release(zip(changes, outcomes).filter { $0.1.result != nil }.map(\.0) + lateChanges + recalled,
-                             eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)))
+        let released = zip(changes, outcomes).compactMap { change, outcome in outcome.result.map { (change, Optional($0.fills)) } }
+            + lateChanges.map { ($0, Optional([SKUResult.Filled]())) } + recalled.map { ($0, nil) }
+        try hotStore.release(released, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)))
         lap("release")
+        faults.reached(.afterRelease)
 
         report.published = try publish(records, dispositions)
         lap("publish")

@@ -8,8 +8,9 @@ public struct FaultPoints: Sendable {
     public enum Step: String, Sendable, CaseIterable {
         case afterLookup = "after-lookup"
         case afterRedis = "after-redis"
-        case afterPostgres = "after-postgres"
         case afterDisplayInvalidation = "after-display"
+        case afterPostgres = "after-postgres"
+        case afterRelease = "after-release"
         case afterPublish = "after-publish"
         case afterMarkPublished = "after-mark-published"
         case afterCommit = "after-commit"

@@ -223,16 +223,26 @@ final class HotStore {
     }
 
     /// After the commit: each change's mark, lines and tallies, and each event's
-    /// claims (`eventKeys`), expire after the grace. Two round trips at most: the
-    /// scripts, then the claims.
-    func release(_ changes: [SKUChange], eventKeys: some Collection<String>) throws {
-        guard !changes.isEmpty || !eventKeys.isEmpty else { return }
-        let calls = changes.map { change in
-            RedisScript.Call(script: Self.releaseScript, keys: [RedisKeys.applied(sku: change.sku, eventId: change.eventId)] + Self.heldKeys(change),
-                             arguments: [change.eventId, graceMilliseconds, RedisKeys.orderLinePrefix(sku: change.sku)])
+    /// claims (`eventKeys`), expire after the grace. `fills`: the lines the change
+    /// filled from a queue, nil when not known here (the script reads them from
+    /// the mark). A change that holds no key needs no script: its mark just
+    /// expires. Two round trips at most: the scripts, then the plain expiries.
+    func release(_ changes: [(change: SKUChange, fills: [SKUResult.Filled]?)], eventKeys: some Collection<String>) throws {
+        var calls: [RedisScript.Call] = []
+        var expiries = eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
+        for (change, fills) in changes {
+            let mark = RedisKeys.applied(sku: change.sku, eventId: change.eventId)
+            let held = Self.heldKeys(change) + (fills ?? []).map { RedisKeys.orderLine(sku: change.sku, orderId: $0.orderId, lineId: $0.lineId) }
+            if held.isEmpty && fills != nil {
+                expiries.append(RedisCommand("PEXPIRE", mark, graceMilliseconds))
+            } else {
+                calls.append(RedisScript.Call(script: Self.releaseScript, keys: [mark] + held,
+                                              arguments: [change.eventId, graceMilliseconds, fills == nil ? RedisKeys.orderLinePrefix(sku: change.sku) : ""]))
+            }
         }
-        for reply in try hot.evaluateAll(calls) { _ = try reply.get() }
-        let expiries = eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
+        if !calls.isEmpty {
+            for reply in try hot.evaluateAll(calls) { _ = try reply.get() }
+        }
         if !expiries.isEmpty {
             for reply in try hot.pipeline(expiries) { _ = try reply.get() }
         }

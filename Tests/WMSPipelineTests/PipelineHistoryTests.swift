@@ -193,8 +193,10 @@ import WMSPipeline
     /// Defects: marks and claims kept for 7 days whatever happened (Redis grew with
     /// history), and a mark could expire before its event reached PostgreSQL.
     /// Now: no expiry while the event is not committed, however long that takes;
-    /// gone a short grace after.
-    @Test func deduplicationKeysLiveUntilTheCommitAndAGraceAfterIt() async throws {
+    /// gone a short grace after: whether the worker died before its commit (the
+    /// restart finds its marks) or after it (the restart finds its claims unreleased).
+    @Test(arguments: ["after-redis", "after-postgres"])
+    func deduplicationKeysLiveUntilTheCommitAndAGraceAfterIt(crashAt step: String) async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("S")
         let environment = f.workerEnvironment.merging(["WMS_REDIS_GRACE": "2"]) { $1 }
@@ -204,36 +206,38 @@ import WMSPipeline
                 OrderEvents.confirmed("\(f.id)-o", order: "O1", [("1", sku, "FC1", 4, nil)]),
                 WMSEvents.pick("\(f.id)-p", at: "FC1", order: "O1", [(sku, 1)]),
                 OrderEvents.cancelled("\(f.id)-c", order: "O1"),
+                // Waits in the queue, and is filled by the next receipt.
+                OrderEvents.confirmed("\(f.id)-o2", order: "O2", [("1", sku, "FC1", 20, nil)]),
+                WMSEvents.receiving("\(f.id)-r2", at: "FC1", [(sku, 20)]),
             ], partition: 0)
-            // The worker dies between its Redis scripts and PostgreSQL.
-            let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
+            let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": step]) { $1 })
             _ = try crashed.waitForExit(timeout: .seconds(90))
             let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
             let uncommitted = try Self.keys(of: sku).filter { !$0.hasPrefix("inventory:live:") && !$0.hasPrefix("inventory:backorder") }
                 + Self.eventKeys("\(f.id)-")
             let ttlsBefore = try uncommitted.map { try redis.send("PTTL", $0).int ?? -2 }
             let restarted = try WorkerProcess(["run"], environment: environment)
+            // Until the restarted worker has been through the batch: every claim released.
             let deadline = ContinuousClock.now + .seconds(60)
-            var committed = 0
-            while ContinuousClock.now < deadline && committed < 4 {
-                committed = Int(try f.query("SELECT count(*) FROM inventory_events").first![0].int())
+            while try ContinuousClock.now < deadline && Self.eventKeys("\(f.id)-").contains(where: { try redis.send("PTTL", $0).int == -1 }) {
                 Thread.sleep(forTimeInterval: 0.2)
             }
+            let committed = Int(try f.query("SELECT count(*) FROM inventory_events").first![0].int())
             Thread.sleep(forTimeInterval: 4)
             let left = try Self.keys(of: sku) + Self.eventKeys("\(f.id)-")
             restarted.signal(SIGTERM)
             _ = try restarted.waitForExit(timeout: .seconds(30))
-            return (uncommitted, ttlsBefore, committed, left, try f.postgresLevels())
+            return (uncommitted, ttlsBefore, committed, left, try f.postgresLevels(), restarted.log)
         }
-        let (uncommitted, ttlsBefore, committed, left, levels) = outcome
+        let (uncommitted, ttlsBefore, committed, left, levels, restartLog) = outcome
         #expect(uncommitted.contains { $0.hasPrefix("inventory:applied:") })
         #expect(uncommitted.contains("inventory:claim:{\(f.id)-c}") && uncommitted.contains("inventory:cancel-lines:{\(f.id)-c}"))
         #expect(ttlsBefore.allSatisfy { $0 == -1 }, "keys of uncommitted events must not expire: \(zip(uncommitted, ttlsBefore).map { "\($0)=\($1)" })")
-        #expect(committed == 4)
-        // The grace over: only the live hash is left; the claims the crashed run
-        // made (the restart found them standing) are gone too.
-        #expect(left == ["inventory:live:{\(sku)}:FC1"])
-        #expect(levels["\(sku)@FC1"] == [9, 0, 0, 0, 1, 0, 0])
+        #expect(committed == 6)
+        // The grace over: only the live hash and the queue's sequence are left; the
+        // claims the crashed run made (the restart found them standing) are gone too.
+        #expect(left == ["inventory:backorder-seq:{\(sku)}", "inventory:live:{\(sku)}:FC1"], "restarted worker:\n\(restartLog.suffix(3000))")
+        #expect(levels["\(sku)@FC1"] == [29, 20, 0, 0, 1, 0, 0])
         try await f.schema.drop()
     }
 }

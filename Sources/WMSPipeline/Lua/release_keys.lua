@@ -6,8 +6,9 @@
 --           harmless: a key it did not write is left alone)
 -- ARGV[1]   the event (the writer apply_event.lua recorded)
 -- ARGV[2]   the grace, milliseconds
--- ARGV[3]   inventory:line:{SKU}: (lines the event filled from a queue are named
---           in its mark's result)
+-- ARGV[3]   empty when KEYS name the lines the event filled from a queue; else
+--           inventory:line:{SKU}:, and those lines are read from the mark's result
+--           (a release after a crash, where the worker does not know them)
 --
 -- A key expires when its last uncommitted writer is released, unless it holds a
 -- line still waiting in a queue (that one stays until it is filled or dropped).
@@ -21,17 +22,17 @@ local function release(k)
     end
 end
 
-local mark = redis.call('GET', KEYS[1])
+-- After a crash the worker does not know what the event filled: its mark does.
+local mark = ARGV[3] ~= '' and redis.call('GET', KEYS[1])
 if mark then
-    local separator = string.find(mark, '|', 1, true)
-    local ok, result = pcall(cjson.decode, string.sub(mark, separator + 1))
+    local ok, result = pcall(cjson.decode, string.sub(mark, string.find(mark, '|', 1, true) + 1))
     if ok and type(result.fills) == 'table' then
         for _, fill in ipairs(result.fills) do
             release(ARGV[3] .. fill.order .. '|' .. fill.lineId)
         end
     end
-    redis.call('PEXPIRE', KEYS[1], grace)
 end
+redis.call('PEXPIRE', KEYS[1], grace)
 for i = 2, #KEYS do
     if redis.call('TYPE', KEYS[i]).ok == 'hash' then release(KEYS[i]) end
 end
