@@ -107,7 +107,10 @@ final class BatchProcessor {
         let cancelledLines = try hotStore.claimLines(cancellations: Self.resolveCancellations(dispositions, orders: orders),
                                                  recall: unreleased.filter { $0.event.type == .orderCancelled }.map(\.event.eventId))
         let nowMs = now()
-        let (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: cancelledLines)
+        var (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: cancelledLines)
+        if try refuseWhole(&dispositions, changes: changes, owners: owners, nowMs: nowMs) {
+            (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: cancelledLines)
+        }
         let outcomes = try hotStore.apply(changes, nowMs: nowMs)
         lap("redis")
         faults.reached(.afterRedis)
@@ -147,6 +150,23 @@ final class BatchProcessor {
         report.published = try publish(records, dispositions)
         lap("publish")
         return report
+    }
+
+    /// An event of several SKUs is checked whole before any SKU of it is applied:
+    /// one that cannot be applied to some SKU is a dead letter, applied to none.
+    /// (An event of one SKU needs no check: its script refuses before writing.)
+    /// Whether any was refused.
+    private func refuseWhole(_ dispositions: inout [Disposition], changes: [SKUChange], owners: [Int], nowMs: Int64) throws -> Bool {
+        var changesPerEvent: [Int: Int] = [:]
+        for owner in owners { changesPerEvent[owner, default: 0] += 1 }
+        let checked = changes.indices.filter { changesPerEvent[owners[$0]]! > 1 }
+        var refused = false
+        for (position, why) in zip(checked, try hotStore.refusals(checked.map { changes[$0] }, nowMs: nowMs)) {
+            guard let why, case .apply(let decoded) = dispositions[owners[position]] else { continue }
+            dispositions[owners[position]] = .deadLetter(.unappliable(eventId: decoded.event.eventId, sku: changes[position].sku, why: why))
+            refused = true
+        }
+        return refused
     }
 
     /// The claims an event holds: its eventId, and a cancellation's resolved lines.
@@ -202,7 +222,9 @@ final class BatchProcessor {
                 picks: picks[InventoryStore.PickPlace(orderId: item.orderId, sku: item.line.sku, locationId: item.line.locationId)] ?? PickHistory()))
             return change
         }
+        var refused: [(item: PendingCancellation, why: String)] = []
         for (item, outcome) in zip(pending, try hotStore.apply(changes, nowMs: nowMs)) {
+            if case .refused(let why) = outcome { refused.append((item, why)) }
             guard let result = outcome.result else { continue }
             let released = result.cancels.first?.released ?? 0
             records.lateCancellations.append(LateCancellationRecord(pending: item, released: released,
@@ -217,6 +239,14 @@ final class BatchProcessor {
                 lines: [.init(lineId: item.line.lineId, sku: item.line.sku, quantity: released)],
                 causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
                 messageId: DerivedID.lateAllocationCancelled(cancelEventId: item.cancelEventId, orderId: item.orderId, lineId: item.line.lineId)))
+        }
+        // Behind the others, so that lines Redis refuses never hold back the rest.
+        if let first = refused.first {
+            logger.error("late cancellations refused by Redis, kept pending", metadata: [
+                "count": "\(refused.count)", "order_id": "\(first.item.orderId)", "line_id": "\(first.item.line.lineId)",
+                "reason": "\(first.why)",
+            ])
+            try store.postponeCancellations(refused.map(\.item))
         }
         return changes
     }
@@ -368,20 +398,33 @@ final class BatchProcessor {
 
     private func buildRecords(_ messages: [KafkaMessage], _ dispositions: inout [Disposition], changes: [SKUChange],
                               owners: [Int], outcomes: [SKUChangeOutcome], nowMs: Int64, report: inout BatchReport) -> BatchRecords {
-        // Each event's script results; a conflict on any SKU makes the event a conflict.
+        // Each event's script results; a conflict or a refusal on any SKU makes the event a dead letter.
         var resultsByMessage: [Int: [(SKUChange, SKUResult)]] = [:]
+        var unapplied: [Int: String] = [:]
         for (position, outcome) in outcomes.enumerated() {
             let index = owners[position]
             switch outcome {
-            case .conflict:
+            case .conflict, .refused:
                 guard case .apply(let decoded) = dispositions[index] else { continue }
-                if resultsByMessage[index]?.isEmpty == false {
-                    logger.error("eventId applied to some SKUs with another payload at the same moment", metadata: ["event_id": "\(decoded.event.eventId)"])
+                let eventId = decoded.event.eventId
+                let bad: BadEvent = if case .refused(let why) = outcome {
+                    .unappliable(eventId: eventId, sku: changes[position].sku, why: why)
+                } else {
+                    .conflict(eventId: eventId)
                 }
-                dispositions[index] = .deadLetter(.conflict(eventId: decoded.event.eventId))
+                dispositions[index] = .deadLetter(bad)
+                unapplied[index] = eventId
             case .applied(let result), .alreadyApplied(let result):
                 resultsByMessage[index, default: []].append((changes[position], result))
             }
+        }
+        // Only when the store changed between the check and the scripts (another
+        // writer, or another payload of the eventId at the same moment).
+        for (index, eventId) in unapplied {
+            guard let applied = resultsByMessage[index] else { continue }
+            logger.error("event applied in Redis to some SKUs and dead-lettered: reconcile shows what it changed", metadata: [
+                "event_id": "\(eventId)", "skus": "\(applied.map(\.0.sku).joined(separator: ","))",
+            ])
         }
 
         var records = BatchRecords()

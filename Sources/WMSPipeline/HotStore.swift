@@ -106,12 +106,15 @@ enum SKUChangeOutcome: Sendable, Equatable {
     case alreadyApplied(SKUResult)
     /// The mark holds another payload's digest.
     case conflict
+    /// Not applied, nothing written: a key it reads holds what the script cannot
+    /// use, or a bucket would leave the exact range. Why, readably.
+    case refused(String)
 
-    /// What the change did, now or before; nil for a conflict.
+    /// What the change did, now or before; nil when it did nothing.
     var result: SKUResult? {
         switch self {
         case .applied(let result), .alreadyApplied(let result): result
-        case .conflict: nil
+        case .conflict, .refused: nil
         }
     }
 }
@@ -211,15 +214,31 @@ final class HotStore {
 
     /// Runs every change in one pipeline; the outcome of each, in order.
     func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
+        try zip(run(changes, nowMs: nowMs, checkOnly: false), changes).map { reply, change in
+            try Self.outcome(of: reply, locations: change.locations.count)
+        }
+    }
+
+    /// Whether each change could be applied now, without writing anything: why
+    /// not, or nil. One pipeline.
+    func refusals(_ changes: [SKUChange], nowMs: Int64) throws -> [String?] {
+        try run(changes, nowMs: nowMs, checkOnly: true).map { reply throws(RedisError) in
+            guard let parts = reply.array, parts.count == 2, let status = parts[0].string else {
+                throw .unexpectedReply("apply_event check returned \(reply)")
+            }
+            return status == "refused" ? parts[1].string ?? "" : nil
+        }
+    }
+
+    private func run(_ changes: [SKUChange], nowMs: Int64, checkOnly: Bool) throws -> [RESPValue] {
         guard !changes.isEmpty else { return [] }
         let calls = changes.map { change in
             let (keys, operations) = Self.keysAndOperations(change, policy: policy)
-            return RedisScript.Call(script: Self.applyScript, keys: keys,
-                                    arguments: [change.digest, nowMs, operations.serialized(canonical: true)])
+            var arguments: [any RedisArgument] = [change.digest, nowMs, operations.serialized(canonical: true)]
+            if checkOnly { arguments.append("check") }
+            return RedisScript.Call(script: Self.applyScript, keys: keys, arguments: arguments)
         }
-        return try zip(hot.evaluateAll(calls), changes).map { reply, change in
-            try Self.outcome(of: reply.get(), locations: change.locations.count)
-        }
+        return try hot.evaluateAll(calls).map { try $0.get() }
     }
 
     /// After the commit: each change's mark, lines and tallies, and each event's
@@ -347,6 +366,7 @@ final class HotStore {
         }
         switch status {
         case "conflict": return .conflict
+        case "refused": return .refused(String(decoding: body, as: UTF8.self))
         case "applied", "duplicate":
             guard let result = parseResult(body), result.locations.count == locations else {
                 throw .unexpectedReply("apply_event result \(String(decoding: body.prefix(200), as: UTF8.self)) for \(locations) location(s)")
@@ -389,5 +409,13 @@ final class HotStore {
                                       confirmedBy: text(fill, "confirmedBy") ?? ""))
         }
         return result
+    }
+}
+
+extension BadEvent {
+    /// An event `apply_event.lua` refused for a SKU, writing nothing: a bucket
+    /// would leave the exact range, or a key holds what another writer left.
+    static func unappliable(eventId: String, sku: String, why: String) -> BadEvent {
+        BadEvent(code: .invalidField, detail: "cannot be applied to sku \(sku): \(why)", eventId: eventId)
     }
 }

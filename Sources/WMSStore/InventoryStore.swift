@@ -59,6 +59,15 @@ public final class InventoryStore {
         }
     }
 
+    /// Moves these pending cancellations behind every other, in a statement of its own.
+    public func postponeCancellations(_ pending: [PendingCancellation]) throws {
+        guard !pending.isEmpty else { return }
+        try db.query("""
+            UPDATE pending_cancellations SET created_at = clock_timestamp()
+            WHERE (order_id, line_id) IN (SELECT * FROM unnest(\(pending.map(\.orderId))::text[], \(pending.map(\.line.lineId))::text[]))
+            """)
+    }
+
     /// The lines of these orders, by order.
     public func orderLines(of orderIds: [String]) throws -> [String: [StoredOrderLine]] {
         guard !orderIds.isEmpty else { return [:] }

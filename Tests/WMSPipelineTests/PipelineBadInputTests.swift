@@ -1,7 +1,9 @@
 import Foundation
 import Kafka
+import Redis
 import Testing
 import TestSupport
+import WMSDomain
 import WMSPipeline
 
 /// Section 6: a bad message is never dropped and never stops the worker.
@@ -201,5 +203,108 @@ import WMSPipeline
         #expect(dead.first?.value == Array(bad.prefix(64 * 1024)))
         #expect(dead.first?.header("wms.error.truncated") == Array("true".utf8))
         try await fixture.schema.drop()
+    }
+
+    /// Defect 12: an error one message causes ends with that message dead-lettered
+    /// and the partition moving on, never with its batch retried forever. What
+    /// another writer left in Redis (a bucket that is no integer, one beyond the
+    /// exact range, a key of another type) makes every event touching it a dead
+    /// letter, with nothing written; so does a quantity that would carry a bucket
+    /// past the range. An event of several SKUs is refused whole: no SKU of it
+    /// changes.
+    @Test func anEventTheHotStoreCannotApplyIsDeadLetteredWithNothingWritten() async throws {
+        let f = try await PipelineFixture.create()
+        let (corrupt, huge, nearLimit, wrongType, healthy, later) = (f.sku("C"), f.sku("H"), f.sku("L"), f.sku("W"), f.sku("D"), f.sku("E"))
+        let limit: Int64 = 1 << 51
+        let messages: [(id: String, body: String, dead: Bool)] = [
+            ("c", WMSEvents.receiving("\(f.id)-c", at: "FC1", [(corrupt, 1)]), true),
+            ("h", WMSEvents.receiving("\(f.id)-h", at: "FC1", [(huge, 1)]), true),
+            ("l1", WMSEvents.receiving("\(f.id)-l1", at: "FC1", [(nearLimit, 11)]), true),
+            ("l2", WMSEvents.receiving("\(f.id)-l2", at: "FC1", [(nearLimit, 10)]), false),
+            ("w", WMSEvents.receiving("\(f.id)-w", at: "FC1", [(wrongType, 1)]), true),
+            ("d", WMSEvents.receiving("\(f.id)-d", at: "FC1", [(healthy, 5)]), false),
+            ("o", OrderEvents.confirmed("\(f.id)-o", order: "O-\(f.id)", [("1", healthy, "FC1", 2, nil), ("2", corrupt, "FC1", 1, nil)]), true),
+            ("e", WMSEvents.receiving("\(f.id)-e", at: "FC1", [(later, 3)]), false),
+        ]
+        let outcome = try await blocking {
+            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            _ = try redis.send("HSET", RedisKeys.live(sku: corrupt, location: "FC1"), "reserved", "lots")
+            _ = try redis.send("HSET", RedisKeys.live(sku: huge, location: "FC1"), "onHand", "9223372036854775807")
+            _ = try redis.send("HSET", RedisKeys.live(sku: nearLimit, location: "FC1"), "onHand", "\(limit - 10)")
+            _ = try redis.send("SET", RedisKeys.backorders(sku: wrongType, location: "FC1"), "not a queue")
+            try f.produce(messages.map(\.body), partition: 0)
+            let report = try f.run(untilSeen: messages.count, timeout: .seconds(30))
+            let dead = try f.readAll(f.deadLetterTopic, expecting: messages.filter(\.dead).count, timeout: .seconds(5))
+            let fields = try [corrupt, huge, nearLimit, healthy, later].map { sku in
+                try redis.send("HMGET", RedisKeys.live(sku: sku, location: "FC1"), "onHand", "allocated", "reserved").array?.map { $0.string } ?? []
+            }
+            let refused = [(corrupt, "c"), (huge, "h"), (nearLimit, "l1"), (wrongType, "w"), (healthy, "o"), (corrupt, "o")]
+            let marks = try refused.map { sku, id in
+                try redis.send("EXISTS", RedisKeys.applied(sku: sku, eventId: "\(f.id)-\(id)")).int ?? -1
+            }
+            let stored = try f.query("SELECT event_id FROM inventory_events ORDER BY event_id").rows.map { try $0[0].string() }
+            return (report, dead, fields, marks, stored)
+        }
+        let (report, dead, fields, marks, stored) = outcome
+        #expect(report.appliedCount == 3)
+        #expect(report.deadLetters[.invalidField] == 5)
+        let deadOffsets = dead.compactMap { $0.header("wms.source.offset").map { String(decoding: $0, as: UTF8.self) } }.sorted()
+        #expect(deadOffsets == messages.indices.filter { messages[$0].dead }.map(String.init).sorted())
+        for message in dead {
+            #expect(message.header("wms.error.code") == Array("INVALID_FIELD".utf8))
+            let detail = String(decoding: message.header("wms.error.detail") ?? [], as: UTF8.self)
+            #expect(detail.contains("Redis") || detail.contains("beyond"), "\(detail)")
+        }
+        // Nothing of a refused event was written, in Redis or PostgreSQL.
+        #expect(fields[0] == [nil, nil, "lots"])
+        #expect(fields[1] == ["9223372036854775807", nil, nil])
+        #expect(fields[2] == ["\(limit)", "0", "0"])
+        #expect(fields[3] == ["5", "0", "0"])
+        #expect(fields[4] == ["3", "0", "0"])
+        #expect(marks.allSatisfy { $0 == 0 })
+        #expect(stored == ["\(f.id)-d", "\(f.id)-e", "\(f.id)-l2"])
+        try await f.schema.drop()
+    }
+
+    /// A sibling of defect 12: a late cancellation (a line a cancellation missed,
+    /// released by a later batch) whose SKU the hot store refuses stays pending,
+    /// and a hundred of them do not hold back the ones behind.
+    @Test func lateCancellationsTheHotStoreRefusesDoNotHoldBackTheOthers() async throws {
+        let f = try await PipelineFixture.create()
+        let (corrupt, healthy) = (f.sku("C"), f.sku("D"))
+        let outcome = try await blocking {
+            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            _ = try redis.send("HSET", RedisKeys.live(sku: corrupt, location: "FC1"), "onHand", "10", "allocated", "3", "reserved", "lots")
+            _ = try redis.send("HSET", RedisKeys.live(sku: healthy, location: "FC1"), "onHand", "10", "allocated", "3", "reserved", "0")
+            // 101 lines of the refused SKU pending before the healthy one.
+            let stuck = (0...100).map { "('O\($0)', '1', '\(corrupt)', 'FC1', 3, 'allocated', 'cancel-\($0)', now() - interval '1 hour')" }
+            _ = try f.query("""
+                INSERT INTO pending_cancellations (order_id, line_id, sku, location_id, quantity, status, cancel_event_id, created_at)
+                VALUES \(stuck.joined(separator: ", ")), ('OK', '1', '\(healthy)', 'FC1', 3, 'allocated', 'cancel-ok', now())
+                """)
+            _ = try f.query("""
+                INSERT INTO inventory_events (event_id, event_type, occurred_at, payload, payload_digest, source_topic, source_partition, source_offset)
+                VALUES ('cancel-ok', 'ORDER_CANCELLED', now(), '{}', '\\x00', 't', 0, 1)
+                """)
+            _ = try f.query("""
+                INSERT INTO allocations (order_id, line_id, sku, location_id, quantity, decision, status, confirmed_by)
+                VALUES ('OK', '1', '\(healthy)', 'FC1', 3, 'available', 'allocated', 'confirm-ok')
+                """)
+            for batch in 0..<2 {
+                try f.produce([WMSEvents.receiving("\(f.id)-r\(batch)", at: "FC2", [(healthy, 1)])], partition: 0)
+                _ = try f.run(untilSeen: 1)
+            }
+            let pending = try f.query("SELECT sku, count(*) FROM pending_cancellations GROUP BY sku").rows
+                .map { "\(try $0[0].string())=\(try $0[1].int())" }
+            let fields = try [corrupt, healthy].map { sku in
+                try redis.send("HMGET", RedisKeys.live(sku: sku, location: "FC1"), "allocated", "reserved").array?.map { $0.string } ?? []
+            }
+            return (pending, fields)
+        }
+        let (pending, fields) = outcome
+        #expect(pending == ["\(corrupt)=101"])
+        #expect(fields[0] == ["3", "lots"])
+        #expect(fields[1] == ["0", "0"])
+        try await f.schema.drop()
     }
 }

@@ -14,6 +14,7 @@
 -- KEYS[2..] the keys the operations below name by index
 -- ARGV[1]   the payload digest (what "the same event" means)
 -- ARGV[2]   now, Unix milliseconds (updatedAt)
+-- ARGV[4]   'check': only say whether the change could be applied, write nothing
 -- ARGV[3]   the operations, JSON:
 --   policy     "strict" (a queued line that does not fit blocks the ones behind
 --              it) or "fits" (smaller lines behind it may go first)
@@ -37,13 +38,23 @@
 --
 -- Returns {'applied', RESULT}, {'duplicate', RESULT} when the mark says it ran
 -- before (RESULT is what that first run returned: a replay makes the same
--- decisions and alerts), or {'conflict', DIGEST} when the mark holds another
--- payload's digest. RESULT is JSON, every number a string:
+-- decisions and alerts), {'conflict', DIGEST} when the mark holds another
+-- payload's digest, {'refused', WHY} when it cannot be applied (see below),
+-- or, for a check, {'ok', ''}. RESULT is JSON, every number a string:
 --   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
 --    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, used, was}],
 --    fills = [{loc, order, lineId, q, confirmedBy}]}
 
-local mark = redis.call('GET', KEYS[1])
+local checking = ARGV[4] == 'check'
+local function failed(reply) return type(reply) == 'table' and reply.err ~= nil end
+local function refused(why) return {'refused', why} end
+local function wrongType(k, wanted)
+    return refused('Redis key ' .. k .. ' is a ' .. redis.call('TYPE', k).ok .. ', not ' .. wanted)
+end
+
+local mark = redis.pcall('GET', KEYS[1])
+if failed(mark) then return wrongType(KEYS[1], 'a string') end
+if mark and checking then return {'ok', ''} end
 if mark then
     local separator = string.find(mark, '|', 1, true)
     local digest = string.sub(mark, 1, separator - 1)
@@ -62,23 +73,58 @@ local function key(index) return KEYS[index] end
 
 local buckets = {'onHand', 'allocated', 'reserved', 'damaged', 'picked', 'inTransitIn', 'inTransitOut'}
 
--- Nothing is written before every bucket is known to be an integer: Redis does
--- not undo a script that fails half way, and a retry would apply the first half
--- again. (Another writer, a checkout service, may have put anything there.)
+-- Nothing is written before the script knows it can finish: Redis does not undo
+-- a script that fails half way, and a retry would apply the first half again.
+-- What another writer (a checkout service, an operator) left in a key this
+-- event reads, or a bucket it would carry out of range, refuses the event
+-- instead, nothing written; the worker dead-letters it and moves on.
+-- Buckets stay within +-2^51: Lua numbers are doubles, exact to 2^53, and
+-- available (onHand - allocated - reserved) and what one event moves besides
+-- its deltas (1,000 lines and 1,000 filled lines of at most 10^9) must be exact too.
+local LIMIT = 2251799813685248
+local function integer(text) return text and string.match(text, '^%-?%d+$') ~= nil end
+-- Whether key k is absent or a hash (or, for a tally of workers before 0004, a string).
+local function hashOrNone(k, orString)
+    local kind = redis.call('TYPE', k).ok
+    return kind == 'none' or kind == 'hash' or (orString and kind == 'string')
+end
+
 for _, location in ipairs(ops.locations) do
-    local values = redis.call('HMGET', key(location.live), unpack(buckets))
+    local live = key(location.live)
+    local values = redis.pcall('HMGET', live, unpack(buckets))
+    if failed(values) then return wrongType(live, 'a hash') end
     for b = 1, 7 do
-        if values[b] and not string.match(values[b], '^%-?%d+$') then
-            return redis.error_reply('WMSCORRUPT ' .. key(location.live) .. ' field ' .. buckets[b] .. ' is not an integer')
+        local value = values[b] or '0'
+        if not integer(value) then
+            return refused('Redis key ' .. live .. ' field ' .. buckets[b] .. ' is not an integer')
+        end
+        if math.abs(tonumber(value)) > LIMIT then
+            return refused('Redis key ' .. live .. ' field ' .. buckets[b] .. ' is beyond +-2^51')
+        end
+        if math.abs(tonumber(value) + location.d[b]) > LIMIT then
+            return refused(buckets[b] .. ' of ' .. live .. ' would go beyond +-2^51')
         end
     end
+    if failed(redis.pcall('ZCARD', key(location.queue))) then return wrongType(key(location.queue), 'a sorted set') end
+end
+local seq = redis.pcall('GET', key(ops.seq))
+if failed(seq) then return wrongType(key(ops.seq), 'a string') end
+if seq and not integer(seq) then return refused('Redis key ' .. key(ops.seq) .. ' is not an integer') end
+for _, pick in ipairs(ops.picks or {}) do
+    if not hashOrNone(key(pick.picked), true) then return wrongType(key(pick.picked), 'a hash') end
 end
 for _, c in ipairs(ops.confirm or {}) do
-    local kind = c.res and redis.call('TYPE', key(c.res)).ok
-    if kind and kind ~= 'hash' and kind ~= 'none' then
-        return redis.error_reply('WMSCORRUPT ' .. key(c.res) .. ' is a ' .. kind .. ', not a reservation hash')
-    end
+    if not hashOrNone(key(c.line)) then return wrongType(key(c.line), 'a hash') end
+    if c.res and not hashOrNone(key(c.res)) then return wrongType(key(c.res), 'a reservation hash') end
 end
+for _, c in ipairs(ops.cancel or {}) do
+    if not hashOrNone(key(c.line)) then return wrongType(key(c.line), 'a hash') end
+    local q = redis.call('HGET', key(c.line), 'q')
+    if q and not integer(q) then return refused('Redis key ' .. key(c.line) .. ' field q is not an integer') end
+    if not hashOrNone(key(c.picked), true) then return wrongType(key(c.picked), 'a hash') end
+end
+if checking then return {'ok', ''} end
+
 local function available(live)
     local v = redis.call('HMGET', live, 'onHand', 'allocated', 'reserved')
     return (tonumber(v[1]) or 0) - (tonumber(v[2]) or 0) - (tonumber(v[3]) or 0), tonumber(v[1]) or 0
@@ -221,7 +267,7 @@ end
 for i, location in ipairs(ops.locations) do
     local live = key(location.live)
     local availableAfter, onHandAfter = available(live)
-    redis.call('HSET', live, 'available', availableAfter, 'updatedAt', now)
+    redis.call('HSET', live, 'available', n(availableAfter), 'updatedAt', now)
     result.locations[i] = {onHandBefore = n(before[i][1]), onHandAfter = n(onHandAfter),
                            availableBefore = n(before[i][2]), availableAfter = n(availableAfter)}
 end

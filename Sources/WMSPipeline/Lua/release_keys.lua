@@ -14,8 +14,10 @@
 -- line still waiting in a queue (that one stays until it is filled or dropped).
 
 local grace = ARGV[2]
+-- Never an error for what another writer left in a key: the event is committed,
+-- and a release that failed would be retried with every batch.
 local function release(k)
-    if redis.call('HDEL', k, 'w:' .. ARGV[1]) == 1
+    if redis.call('TYPE', k).ok == 'hash' and redis.call('HDEL', k, 'w:' .. ARGV[1]) == 1
         and redis.call('HINCRBY', k, 'writers', -1) <= 0
         and redis.call('HGET', k, 'status') ~= 'backordered' then
         redis.call('PEXPIRE', k, grace)
@@ -23,8 +25,8 @@ local function release(k)
 end
 
 -- After a crash the worker does not know what the event filled: its mark does.
-local mark = ARGV[3] ~= '' and redis.call('GET', KEYS[1])
-if mark then
+local mark = ARGV[3] ~= '' and redis.pcall('GET', KEYS[1])
+if type(mark) == 'string' then
     local ok, result = pcall(cjson.decode, string.sub(mark, string.find(mark, '|', 1, true) + 1))
     if ok and type(result.fills) == 'table' then
         for _, fill in ipairs(result.fills) do
@@ -34,6 +36,6 @@ if mark then
 end
 redis.call('PEXPIRE', KEYS[1], grace)
 for i = 2, #KEYS do
-    if redis.call('TYPE', KEYS[i]).ok == 'hash' then release(KEYS[i]) end
+    release(KEYS[i])
 end
 return 0
