@@ -115,7 +115,7 @@ final class BatchProcessor {
         lap("redis")
         faults.reached(.afterRedis)
 
-        var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes,
+        var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes, orders: orders,
                                    nowMs: nowMs, report: &report)
         let lateChanges = try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
         lap("records")
@@ -209,7 +209,26 @@ final class BatchProcessor {
     /// twice; the records delete the pending row in the batch's transaction.
     /// Returns the changes, for their release after the commit.
     private func releasePendingCancellations(into records: inout BatchRecords, nowMs: Int64, report: inout BatchReport) throws -> [SKUChange] {
-        let pending = try store.pendingCancellations(limit: 100)
+        func record(_ item: PendingCancellation, _ release: LineRelease) {
+            records.lateCancellations.append(LateCancellationRecord(pending: item, released: release.released, picksUsed: release.picksUsed))
+            report.decisions["cancelled late", default: 0] += 1
+            logger.warning("order line cancelled late: its confirmation and its cancellation ran side by side", metadata: [
+                "order_id": "\(item.orderId)", "line_id": "\(item.line.lineId)", "released": "\(release.released)",
+            ])
+            guard release.released > 0 else { return }
+            records.outbox.append(OutboundMessages.allocation(
+                .cancelled, orderId: item.orderId, locationId: item.line.locationId,
+                lines: [.init(lineId: item.line.lineId, sku: item.line.sku, quantity: release.released)],
+                causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
+                messageId: DerivedID.lateAllocationCancelled(cancelEventId: item.cancelEventId, orderId: item.orderId, lineId: item.line.lineId)))
+        }
+        let all = try store.pendingCancellations(limit: 100)
+        // Lines the cancellation's scripts already released in Redis: PostgreSQL only.
+        for item in all {
+            guard let release = item.releasedInRedis else { continue }
+            record(item, release)
+        }
+        let pending = all.filter { $0.releasedInRedis == nil }
         guard !pending.isEmpty else { return [] }
         let picks = try store.pickHistories(of: Array(Set(pending.map(\.orderId))))
         let changes = pending.map { item in
@@ -226,19 +245,7 @@ final class BatchProcessor {
         for (item, outcome) in zip(pending, try hotStore.apply(changes, nowMs: nowMs)) {
             if case .refused(let why) = outcome { refused.append((item, why)) }
             guard let result = outcome.result else { continue }
-            let released = result.cancels.first?.released ?? 0
-            records.lateCancellations.append(LateCancellationRecord(pending: item, released: released,
-                                                                    picksUsed: result.cancels.first?.picksUsed ?? 0))
-            report.decisions["cancelled late", default: 0] += 1
-            logger.warning("order line cancelled late: its confirmation and its cancellation ran side by side", metadata: [
-                "order_id": "\(item.orderId)", "line_id": "\(item.line.lineId)", "released": "\(released)",
-            ])
-            guard released > 0 else { continue }
-            records.outbox.append(OutboundMessages.allocation(
-                .cancelled, orderId: item.orderId, locationId: item.line.locationId,
-                lines: [.init(lineId: item.line.lineId, sku: item.line.sku, quantity: released)],
-                causedBy: item.cancelEventId, atMs: nowMs, topic: settings.allocationsTopic,
-                messageId: DerivedID.lateAllocationCancelled(cancelEventId: item.cancelEventId, orderId: item.orderId, lineId: item.line.lineId)))
+            record(item, LineRelease(released: result.cancels.first?.released ?? 0, picksUsed: result.cancels.first?.picksUsed ?? 0))
         }
         // Behind the others, so that lines Redis refuses never hold back the rest.
         if let first = refused.first {
@@ -397,7 +404,8 @@ final class BatchProcessor {
     }
 
     private func buildRecords(_ messages: [KafkaMessage], _ dispositions: inout [Disposition], changes: [SKUChange],
-                              owners: [Int], outcomes: [SKUChangeOutcome], nowMs: Int64, report: inout BatchReport) -> BatchRecords {
+                              owners: [Int], outcomes: [SKUChangeOutcome], orders: OrderContext, nowMs: Int64,
+                              report: inout BatchReport) -> BatchRecords {
         // Each event's script results; a conflict or a refusal on any SKU makes the event a dead letter.
         var resultsByMessage: [Int: [(SKUChange, SKUResult)]] = [:]
         var unapplied: [Int: String] = [:]
@@ -455,7 +463,7 @@ final class BatchProcessor {
                         touchesLevels: !effect.deltas.isZero || event.type == .cycleCountAdjustment))
                 }
                 let results = resultsByMessage[index] ?? []
-                addOrderLines(for: event, results: results, nowMs: nowMs, into: &records, report: &report)
+                addOrderLines(for: event, results: results, orders: orders, nowMs: nowMs, into: &records, report: &report)
                 addAlerts(for: event, results: results, nowMs: nowMs, into: &records, report: &report)
             }
         }
@@ -464,7 +472,7 @@ final class BatchProcessor {
 
     /// What the scripts decided for order lines: allocations, the ledger rows of
     /// every allocation and release, and the messages back to the warehouses.
-    private func addOrderLines(for event: InboundEvent, results: [(SKUChange, SKUResult)], nowMs: Int64,
+    private func addOrderLines(for event: InboundEvent, results: [(SKUChange, SKUResult)], orders: OrderContext, nowMs: Int64,
                                into records: inout BatchRecords, report: inout BatchReport) {
         var allocated: [AllocationKey: [OutboundMessages.AllocationLine]] = [:]
         var released: [AllocationKey: [OutboundMessages.AllocationLine]] = [:]
@@ -500,13 +508,27 @@ final class BatchProcessor {
                     .append(.init(lineId: fill.lineId, sku: change.sku, quantity: fill.quantity))
             }
             for cancelled in result.cancels {
+                let location = change.cancels.first { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }
+                    .map { change.locations[$0.location].locationId }
+                // A line the scripts released whose confirmation PostgreSQL does not
+                // hold, nor this batch: another worker resolved this cancellation
+                // with it, and its confirmation is still in flight there. Released
+                // once it commits, by the late path, so that its ALLOCATION goes first.
+                let held = orders.lines[cancelled.orderId]?.contains { $0.lineId == cancelled.lineId } == true
+                    || records.confirmedLines.contains { $0.orderId == cancelled.orderId && $0.line.lineId == cancelled.lineId }
+                if !held, let location {
+                    records.releasedBeforeConfirmation.append(PendingCancellation(
+                        line: StoredOrderLine(lineId: cancelled.lineId, sku: change.sku, locationId: location, quantity: cancelled.quantity,
+                                              status: cancelled.was),
+                        orderId: cancelled.orderId, cancelEventId: event.eventId,
+                        releasedInRedis: LineRelease(released: cancelled.released, picksUsed: cancelled.picksUsed)))
+                    continue
+                }
                 records.cancelledLines.append(LineChangeRecord(orderId: cancelled.orderId, lineId: cancelled.lineId,
                                                                eventId: event.eventId, released: cancelled.released,
                                                                picksUsed: cancelled.picksUsed))
                 report.decisions["cancelled", default: 0] += 1
-                guard cancelled.released > 0,
-                      let cancel = change.cancels.first(where: { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }) else { continue }
-                let location = change.locations[cancel.location].locationId
+                guard cancelled.released > 0, let location else { continue }
                 ledger(change, location: location, order: cancelled.orderId, line: cancelled.lineId, Deltas([.allocated: -cancelled.released]))
                 released[AllocationKey(orderId: cancelled.orderId, locationId: location), default: []]
                     .append(.init(lineId: cancelled.lineId, sku: change.sku, quantity: cancelled.released))

@@ -78,6 +78,7 @@ struct SKUResult: Sendable, Equatable {
     struct Cancelled: Sendable, Equatable {
         var orderId: String
         var lineId: String
+        var quantity: Int64
         var released: Int64
         /// The picks the line accounted for (an allocated line's quantity less what was released).
         var picksUsed: Int64
@@ -400,7 +401,8 @@ final class HotStore {
                   let was = text(cancel, "was") else { return nil }
             // Marks of workers before 0004 have no `used`: such a replay records 0.
             let used = int(cancel, "used") ?? 0
-            result.cancels.append(.init(orderId: order, lineId: line, released: released, picksUsed: used, was: was))
+            result.cancels.append(.init(orderId: order, lineId: line, quantity: int(cancel, "q") ?? released + used,
+                                        released: released, picksUsed: used, was: was))
         }
         for fill in list("fills") {
             guard let location = int(fill, "loc"), let order = text(fill, "order"), let line = text(fill, "lineId"),

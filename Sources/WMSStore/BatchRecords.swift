@@ -19,6 +19,9 @@ public struct BatchRecords: Sendable {
     public var orderCancellations: [OrderCancellationRecord] = []
     /// Lines of `pending_cancellations` released in this batch.
     public var lateCancellations: [LateCancellationRecord] = []
+    /// Lines a cancellation's scripts released in Redis before PostgreSQL held
+    /// their confirmation: left to the late path, which records them once it does.
+    public var releasedBeforeConfirmation: [PendingCancellation] = []
 
     public init() {}
 
@@ -40,6 +43,7 @@ public struct BatchRecords: Sendable {
         kept.filledLines.removeAll { skipped.contains($0.eventId) }
         kept.cancelledLines.removeAll { skipped.contains($0.eventId) }
         kept.orderCancellations.removeAll { skipped.contains($0.eventId) }
+        kept.releasedBeforeConfirmation.removeAll { skipped.contains($0.cancelEventId) }
         return kept
     }
 }
@@ -315,11 +319,26 @@ public struct PendingCancellation: Sendable {
     public var line: StoredOrderLine
     public var orderId: String
     public var cancelEventId: String
+    /// Set when the cancellation's scripts already gave the line back in Redis:
+    /// only PostgreSQL is left to write, once it holds the line's confirmation.
+    public var releasedInRedis: LineRelease?
 
-    public init(line: StoredOrderLine, orderId: String, cancelEventId: String) {
+    public init(line: StoredOrderLine, orderId: String, cancelEventId: String, releasedInRedis: LineRelease? = nil) {
         self.line = line
         self.orderId = orderId
         self.cancelEventId = cancelEventId
+        self.releasedInRedis = releasedInRedis
+    }
+}
+
+/// What a cancellation gave back of an allocated line, and the picks the line accounted for.
+public struct LineRelease: Sendable, Equatable {
+    public var released: Int64
+    public var picksUsed: Int64
+
+    public init(released: Int64, picksUsed: Int64) {
+        self.released = released
+        self.picksUsed = picksUsed
     }
 }
 

@@ -42,20 +42,25 @@ public final class InventoryStore {
             try writeOrderLines(batch, db)
             try writeLateCancellations(batch.lateCancellations, db)
             try findLinesCancelledMeanwhile(batch, db)
+            try holdReleasedBeforeConfirmation(batch.releasedBeforeConfirmation, db)
         }
     }
 
     /// Lines waiting to be released by a later batch, oldest first.
     public func pendingCancellations(limit: Int) throws -> [PendingCancellation] {
         try db.query("""
-            SELECT order_id, line_id, sku, location_id, quantity, status, cancel_event_id FROM pending_cancellations
+            SELECT order_id, line_id, sku, location_id, quantity, status, cancel_event_id, released, picks_used
+            FROM pending_cancellations p
+            WHERE released IS NULL OR EXISTS (SELECT FROM allocations a WHERE a.order_id = p.order_id AND a.line_id = p.line_id)
             ORDER BY created_at, order_id, line_id LIMIT \(limit)
             """).rows.map { row in
             PendingCancellation(
                 line: StoredOrderLine(lineId: try row["line_id"].string(), sku: try row["sku"].string(),
                                       locationId: try row["location_id"].string(), quantity: try row["quantity"].int(),
                                       status: try row["status"].string()),
-                orderId: try row["order_id"].string(), cancelEventId: try row["cancel_event_id"].string())
+                orderId: try row["order_id"].string(), cancelEventId: try row["cancel_event_id"].string(),
+                releasedInRedis: row["released"].isNull ? nil
+                    : LineRelease(released: try row["released"].int(), picksUsed: try row["picks_used"].int()))
         }
     }
 
@@ -426,6 +431,24 @@ public final class InventoryStore {
             WHERE a.order_id = ANY(\(orders)::text[]) AND a.status IN ('allocated', 'backordered')
             ORDER BY a.order_id, a.line_id, c.created_at
             ON CONFLICT DO NOTHING
+            """)
+    }
+
+    /// Lines Redis released before PostgreSQL held their confirmation wait in
+    /// `pending_cancellations` with what Redis released. Such a row wins over one
+    /// `findLinesCancelledMeanwhile` wrote for the line: Redis is done.
+    private func holdReleasedBeforeConfirmation(_ lines: [PendingCancellation], _ db: PostgresConnection) throws {
+        guard !lines.isEmpty else { return }
+        let released = lines.map { $0.releasedInRedis?.released ?? 0 }
+        let used = lines.map { $0.releasedInRedis?.picksUsed ?? 0 }
+        try db.query("""
+            INSERT INTO pending_cancellations AS p (order_id, line_id, sku, location_id, quantity, status, cancel_event_id, released, picks_used)
+            SELECT * FROM unnest(\(lines.map(\.orderId))::text[], \(lines.map(\.line.lineId))::text[], \(lines.map(\.line.sku))::text[],
+                                 \(lines.map(\.line.locationId))::text[], \(lines.map(\.line.quantity))::bigint[],
+                                 \(lines.map(\.line.status))::text[], \(lines.map(\.cancelEventId))::text[],
+                                 \(released)::bigint[], \(used)::bigint[])
+            ON CONFLICT (order_id, line_id) DO UPDATE SET released = EXCLUDED.released, picks_used = EXCLUDED.picks_used,
+                                                          cancel_event_id = EXCLUDED.cancel_event_id
             """)
     }
 

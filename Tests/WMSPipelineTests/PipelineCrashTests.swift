@@ -103,7 +103,8 @@ import WMSPipeline
     }
 
     /// Polls PostgreSQL until the events and dead letters are recorded and nothing is
-    /// left to publish or to release.
+    /// left to publish or to release (a line released in Redis before its
+    /// confirmation was committed waits for that confirmation, not for a worker).
     static func waitUntilSettled(_ f: PipelineFixture, events: Int, deadLetters: Int, timeout: Duration) throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         let db = try PostgresConnection(url: f.schema.url)
@@ -111,7 +112,8 @@ import WMSPipeline
             let row = try db.query("""
                 SELECT (SELECT count(*) FROM inventory_events) AS events, (SELECT count(*) FROM dead_letters) AS dead,
                        (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending,
-                       (SELECT count(*) FROM pending_cancellations) AS late
+                       (SELECT count(*) FROM pending_cancellations p WHERE released IS NULL
+                           OR EXISTS (SELECT FROM allocations a WHERE a.order_id = p.order_id AND a.line_id = p.line_id)) AS late
                 """).first!
             if try row["events"].int() == events, try row["dead"].int() == deadLetters, try row["pending"].int() == 0,
                try row["late"].int() == 0 {

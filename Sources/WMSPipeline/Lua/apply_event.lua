@@ -42,7 +42,7 @@
 -- payload's digest, {'refused', WHY} when it cannot be applied (see below),
 -- or, for a check, {'ok', ''}. RESULT is JSON, every number a string:
 --   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
---    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, released, used, was}],
+--    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, q, released, used, was}],
 --    fills = [{loc, order, lineId, q, confirmedBy}]}
 
 local checking = ARGV[4] == 'check'
@@ -236,7 +236,7 @@ for _, c in ipairs(ops.cancel or {}) do
     end
     if status == 'allocated' or status == 'backordered' then
         settle(line, {'status', 'cancelled', 'released', n(released), 'cancelledBy', ops.eventId})
-        table.insert(result.cancels, {order = c.order, lineId = c.lineId, released = n(released), used = n(used), was = status})
+        table.insert(result.cancels, {order = c.order, lineId = c.lineId, q = n(q), released = n(released), used = n(used), was = status})
     end
 end
 
