@@ -47,20 +47,21 @@ import WMSPipeline
             try f.produce([
                 ReconcileEvents.cancelled("\(f.id)-x1", order: "O1"),                      // allocated, 1 of 4 picked
                 ReconcileEvents.cancelled("\(f.id)-x3", order: "O3"),                      // waiting: dropped
-                ReconcileEvents.confirmed("\(f.id)-o5", order: "O5", [("1", b, "FC1", 2)]),  // waits behind O2
-                ReconcileEvents.receiving("\(f.id)-r4", at: "FC1", [(b, 4)]),               // fills O5 only (strict: O2 first)
-                ReconcileEvents.confirmed("\(f.id)-o6", order: "O6", [("1", b, "FC1", 1)]),  // waits
+                ReconcileEvents.confirmed("\(f.id)-o5", order: "O5", [("1", b, "FC1", 6)]),  // 5 available: waits behind O2
+                ReconcileEvents.receiving("\(f.id)-r4", at: "FC1", [(b, 4)]),               // fills O2 (8), not O5
+                ReconcileEvents.confirmed("\(f.id)-o6", order: "O6", [("1", b, "FC1", 2)]),  // 1 available: waits
             ])
             try f.run(untilSeen: 5)
             return try f.reconciler().compare()
         }
         let rows = try await blocking { try f.allocationRows() }
         #expect(rows["O1/1"] == "available/cancelled/3")
+        #expect(rows["O2/1"] == "backordered/allocated/0")
         #expect(rows["O3/1"] == "backordered/cancelled/0")
         #expect(!report.hasDrift, "\(report.table())")
         #expect(report.driftedOrderLines == 0)
-        #expect(report.waitingLines == 3)            // O2, O5, O6
-        #expect(report.queueMembersScanned == 3)
+        #expect(report.waitingLines == 2)            // O5, O6
+        #expect(report.queueMembersScanned == 2)
         #expect(report.lineKeysScanned == 5)         // O1, O2, O3 (in their grace), O5, O6
         try await f.schema.drop()
     }
