@@ -75,8 +75,59 @@ public struct SKULocationDrift: Codable, Sendable, Hashable {
     public var isMissingInRedis: Bool { inLevels && !inRedis }
 }
 
+/// One value of an order line that differs between Redis and PostgreSQL, as text.
+/// `decision`, `status`, `quantity` (the line key's `q`) and `released` compare the
+/// line key with `allocations` (a field the key does not hold is not compared);
+/// `queue` is the line's place in its backorder queue: the member's score against
+/// `backorders.queue_seq` of the waiting line (nil: not a member, or not waiting).
+public struct OrderLineFieldDrift: Codable, Sendable, Hashable {
+    public var field: String
+    public var redis: String?
+    public var postgres: String?
+
+    public init(field: String, redis: String?, postgres: String?) {
+        self.field = field
+        self.redis = redis
+        self.postgres = postgres
+    }
+}
+
+/// What is wrong with one order line: its line key, or its place in a queue.
+public struct OrderLineDrift: Codable, Sendable, Hashable {
+    public var sku: String
+    /// "" when only a line key without a row names the line (keys carry no location).
+    public var locationId: String
+    public var orderId: String
+    public var lineId: String
+    /// The line key, or the queue's key for a member no waiting line accounts for.
+    public var redisKey: String
+    /// Whether Redis holds what `redisKey` names (the line key, or the member).
+    public var inRedis: Bool
+    /// Whether PostgreSQL has the line: a row in `allocations`, or a waiting one in
+    /// `backorders`.
+    public var inPostgres: Bool
+    /// A key or member that cannot be read as the worker's (not a hash, not a
+    /// sorted set, a name or member not of the worker's form).
+    public var problem: String?
+    public var fields: [OrderLineFieldDrift]
+
+    public init(sku: String, locationId: String, orderId: String, lineId: String, redisKey: String, inRedis: Bool,
+                inPostgres: Bool, problem: String? = nil, fields: [OrderLineFieldDrift]) {
+        self.sku = sku
+        self.locationId = locationId
+        self.orderId = orderId
+        self.lineId = lineId
+        self.redisKey = redisKey
+        self.inRedis = inRedis
+        self.inPostgres = inPostgres
+        self.problem = problem
+        self.fields = fields
+    }
+}
+
 /// The outcome of `Reconciler.compare`: counts, and the drifts found (the first
-/// `maxListed` by SKU and location; `driftedSKULocations` is the true count).
+/// `maxListed` by SKU and location; `driftedSKULocations` and `driftedOrderLines`
+/// are the true counts).
 public struct ReconcileReport: Codable, Sendable, Hashable {
     /// `inventory:live:*` keys SCAN returned (a key is counted again if SCAN
     /// returns it twice, which Redis allows while the keyspace is resized).
@@ -88,6 +139,15 @@ public struct ReconcileReport: Codable, Sendable, Hashable {
     /// SKU-locations with at least one drift.
     public var driftedSKULocations: Int
     public var drifts: [SKULocationDrift]
+    /// `inventory:line:*` keys SCAN returned.
+    public var lineKeysScanned = 0
+    /// Members of the `inventory:backorders:*` queues read.
+    public var queueMembersScanned = 0
+    /// Rows of `backorders` waiting.
+    public var waitingLines = 0
+    /// Order lines (and unreadable line keys or queues) with at least one drift.
+    public var driftedOrderLines = 0
+    public var orderLineDrifts: [OrderLineDrift] = []
     public var maxListed: Int
     public var reserved: ReservedOwnership
 
@@ -102,7 +162,7 @@ public struct ReconcileReport: Codable, Sendable, Hashable {
         self.reserved = reserved
     }
 
-    public var hasDrift: Bool { driftedSKULocations > 0 }
+    public var hasDrift: Bool { driftedSKULocations > 0 || driftedOrderLines > 0 }
 
     /// The report as JSON (keys sorted), for `--json`.
     public func json(pretty: Bool = true) throws -> Data {
@@ -113,42 +173,60 @@ public struct ReconcileReport: Codable, Sendable, Hashable {
 
     /// The report for people: one line per drifting field, aligned, then a summary.
     public func table() -> String {
-        var rows: [[String]] = []
+        var lines: [String] = []
         func value(_ number: Int64?) -> String { number.map(String.init) ?? "-" }
+        var levelRows: [[String]] = []
         for drift in drifts {
             if let problem = drift.problem {
-                rows.append([drift.sku, drift.locationId, "redis-unreadable", "-", problem, drift.inLevels ? "row" : "-", "-"])
+                levelRows.append([drift.sku, drift.locationId, "redis-unreadable", "-", problem, drift.inLevels ? "row" : "-", "-"])
             }
             if drift.isMissingInRedis {
-                rows.append([drift.sku, drift.locationId, "redis-missing", "-", "no key", "row", "-"])
+                levelRows.append([drift.sku, drift.locationId, "redis-missing", "-", "no key", "row", "-"])
             }
             for field in drift.fields {
                 let redis = field.redisText.map { "'\($0.prefix(24))'" } ?? value(field.redis)
-                rows.append([drift.sku, drift.locationId, field.check.rawValue, field.field, redis, value(field.levels), value(field.ledger)])
+                levelRows.append([drift.sku, drift.locationId, field.check.rawValue, field.field, redis, value(field.levels), value(field.ledger)])
             }
         }
-        var lines: [String] = []
-        if !rows.isEmpty {
-            let header = ["SKU", "LOCATION", "CHECK", "FIELD", "REDIS", "LEVELS", "LEDGER"]
-            let numeric: Set<Int> = [4, 5, 6]
-            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-            for row in [header] + rows {
-                lines.append(row.indices.map { column in
-                    let cell = row[column]
-                    let padding = String(repeating: " ", count: widths[column] - cell.count)
-                    return numeric.contains(column) ? padding + cell : cell + padding
-                }.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-            }
-            if drifts.count < driftedSKULocations {
-                lines.append("... \(driftedSKULocations - drifts.count) more SKU-locations drift (the first \(drifts.count) are listed)")
-            }
+        lines += Self.aligned(header: ["SKU", "LOCATION", "CHECK", "FIELD", "REDIS", "LEVELS", "LEDGER"], rightAligned: [4, 5, 6],
+                              levelRows, listed: drifts.count, drifted: driftedSKULocations, unit: "SKU-locations")
+        var lineRows: [[String]] = []
+        for drift in orderLineDrifts {
+            let site = [drift.sku, drift.locationId.isEmpty ? "-" : drift.locationId, drift.orderId, drift.lineId]
+            if let problem = drift.problem { lineRows.append(site + ["unreadable", problem, "-"]) }
+            if !drift.inRedis { lineRows.append(site + ["line", "no key", drift.inPostgres ? "row" : "-"]) }
+            if !drift.inPostgres { lineRows.append(site + ["line", "key", "no row"]) }
+            for field in drift.fields { lineRows.append(site + [field.field, field.redis ?? "-", field.postgres ?? "-"]) }
         }
+        lines += Self.aligned(header: ["SKU", "LOCATION", "ORDER", "LINE", "FIELD", "REDIS", "POSTGRES"], rightAligned: [],
+                              lineRows, listed: orderLineDrifts.count, drifted: driftedOrderLines, unit: "order lines")
         lines.append("\(driftedSKULocations) of \(skuLocations) SKU-locations drift"
             + " (\(redisKeysScanned) Redis keys scanned, \(levelsRows) rows in inventory_levels)")
+        lines.append("\(driftedOrderLines) order lines drift (\(lineKeysScanned) line keys and \(queueMembersScanned) queue members"
+            + " scanned, \(waitingLines) lines waiting in PostgreSQL)")
         if reserved == .checkoutService {
             lines.append("reserved is not compared between Redis and PostgreSQL: the checkout service writes it in Redis")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `rows` under `header` in aligned columns, then how many more drift than are
+    /// listed; nothing when there are no rows.
+    private static func aligned(header: [String], rightAligned: Set<Int>, _ rows: [[String]], listed: Int, drifted: Int,
+                                unit: String) -> [String] {
+        guard !rows.isEmpty else { return [] }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        var lines = ([header] + rows).map { row in
+            row.indices.map { column in
+                let cell = row[column]
+                let padding = String(repeating: " ", count: widths[column] - cell.count)
+                return rightAligned.contains(column) ? padding + cell : cell + padding
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        if listed < drifted {
+            lines.append("... \(drifted - listed) more \(unit) drift (the first \(listed) are listed)")
+        }
+        return lines
     }
 }
 

@@ -103,7 +103,7 @@ extension Reconciler {
     private func checkoutReserved(_ keys: [String]) throws -> [Int64?] {
         guard reserved == .checkoutService else { return keys.map { _ in nil } }
         return try hot.pipeline(keys.map { RedisCommand("HGET", $0, Bucket.reserved.rawValue) }).map { reply in
-            reply.string.flatMap(LiveHash.integer) ?? 0
+            reply.string.flatMap(RedisHash.integer) ?? 0
         }
     }
 
@@ -178,7 +178,7 @@ extension Reconciler {
             let sequences = try rows.map { (key: RedisKeys.backorderSequence(sku: try $0["sku"].string()), seq: try $0["seq"].int()) }
             let current = try hot.pipeline(sequences.map { RedisCommand("GET", $0.key) })
             // A key of another type reads as 0, and is overwritten.
-            let raises = zip(sequences, current).filter { sequence, reply in (reply.string.flatMap(LiveHash.integer) ?? 0) < sequence.seq }
+            let raises = zip(sequences, current).filter { sequence, reply in (reply.string.flatMap(RedisHash.integer) ?? 0) < sequence.seq }
                 .map { sequence, _ in RedisCommand("SET", sequence.key, sequence.seq) }
             for reply in try hot.pipeline(raises) { _ = try reply.get() }
             summary.backorderSequencesWritten += raises.count

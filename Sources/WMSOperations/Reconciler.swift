@@ -49,28 +49,41 @@ public struct Reconciler {
         let listable = max(maxListed, 100_000)
         var report = try compare(maxListed: listable)
         if report.hasDrift {
-            let first = report.driftedSKULocations <= listable ? Set(report.drifts.map(\.redisKey)) : nil
+            let firstLevels = Self.names(report.drifts, count: report.driftedSKULocations, listable: listable)
+            let firstLines = Self.names(report.orderLineDrifts, count: report.driftedOrderLines, listable: listable)
             pause()
             report = try compare(maxListed: listable)
-            if let first, report.driftedSKULocations <= listable {
-                report.drifts = report.drifts.filter { first.contains($0.redisKey) }
-                report.driftedSKULocations = report.drifts.count
-            }
+            Self.keepFoundTwice(&report.drifts, count: &report.driftedSKULocations, firstLevels, listable: listable)
+            Self.keepFoundTwice(&report.orderLineDrifts, count: &report.driftedOrderLines, firstLines, listable: listable)
         }
         report.maxListed = maxListed
         report.drifts = Array(report.drifts.prefix(maxListed))
+        report.orderLineDrifts = Array(report.orderLineDrifts.prefix(maxListed))
         return report
     }
 
+    /// What the first pass found, when it listed every drift it counted.
+    private static func names<Drift: ListedDrift>(_ drifts: [Drift], count: Int, listable: Int) -> Set<[String]>? {
+        count <= listable ? Set(drifts.map(\.listOrder)) : nil
+    }
+
+    private static func keepFoundTwice<Drift: ListedDrift>(_ drifts: inout [Drift], count: inout Int, _ first: Set<[String]>?,
+                                                          listable: Int) {
+        guard let first, count <= listable else { return }
+        drifts = drifts.filter { first.contains($0.listOrder) }
+        count = drifts.count
+    }
 
     /// Every SKU-location of `inventory_levels` and the ledger against its Redis
-    /// hash, then every Redis hash PostgreSQL has nothing for. Lists the first
-    /// `maxListed` drifts by SKU and location; counts them all.
+    /// hash, then every Redis hash PostgreSQL has nothing for; then the order lines
+    /// and backorder queues (`compareOrderLines`). Lists the first `maxListed`
+    /// drifts of each kind by SKU and location; counts them all.
     public func compare(maxListed: Int = 1000) throws -> ReconcileReport {
-        var drifts = DriftList(limit: maxListed)
+        var drifts = DriftList<SKULocationDrift>(limit: maxListed)
         var levelsRows = 0
         var skuLocations = 0
         var keysScanned = 0
+        var orderLines = OrderLineComparison(maxListed: maxListed)
         try postgres.withTransaction { db in
             try db.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             // Levels and ledger sums, joined: a ledger with no levels row shows too.
@@ -124,9 +137,12 @@ public struct Reconciler {
                     if let drift { drifts.add(drift) }
                 }
             }
+            orderLines = try compareOrderLines(db, maxListed: maxListed)
         }
-        return ReconcileReport(redisKeysScanned: keysScanned, levelsRows: levelsRows, skuLocations: skuLocations,
-                               driftedSKULocations: drifts.count, drifts: drifts.listed, maxListed: maxListed, reserved: reserved)
+        var report = ReconcileReport(redisKeysScanned: keysScanned, levelsRows: levelsRows, skuLocations: skuLocations,
+                                     driftedSKULocations: drifts.count, drifts: drifts.listed, maxListed: maxListed, reserved: reserved)
+        orderLines.fill(&report)
+        return report
     }
 
     /// What differs at one SKU-location; nil when nothing does. A missing levels row
@@ -134,7 +150,7 @@ public struct Reconciler {
     /// call that moved nothing leaves (an order line queued at a location without
     /// stock), not drift. A levels row without its hash is drift: every row was
     /// written after a script call created that hash.
-    func evaluate(sku: String, location: String, key: String, levels: Deltas?, ledger: Deltas?, hash: LiveHash) -> SKULocationDrift? {
+    func evaluate(sku: String, location: String, key: String, levels: Deltas?, ledger: Deltas?, hash: RedisHash) -> SKULocationDrift? {
         var fields: [FieldDrift] = []
         let wanted = levels ?? Deltas()
         let summed = ledger ?? Deltas()
@@ -193,8 +209,8 @@ public struct Reconciler {
     // MARK: Redis reads
 
     /// HGETALL of every key, one pipeline.
-    func readHashes(_ keys: [String]) throws -> [LiveHash] {
-        try hot.pipeline(keys.map { RedisCommand("HGETALL", $0) }).map(LiveHash.init)
+    func readHashes(_ keys: [String]) throws -> [RedisHash] {
+        try hot.pipeline(keys.map { RedisCommand("HGETALL", $0) }).map(RedisHash.init)
     }
 
     /// Calls `body` with every page of keys matching `pattern`, SCAN's COUNT `readChunk`.
@@ -238,7 +254,7 @@ public struct Reconciler {
 }
 
 /// A Redis hash as HGETALL returned it.
-struct LiveHash {
+struct RedisHash {
     var exists = false
     /// Not readable as the worker's hash (a key of another type).
     var problem: String?
@@ -268,6 +284,9 @@ struct LiveHash {
 
     /// A field as the script reads it: missing is 0.
     func value(_ field: String) -> Int64 { integers[field] ?? 0 }
+
+    /// A field as text (an integer as Redis would print it); nil when missing.
+    func text(_ field: String) -> String? { texts[field] ?? integers[field].map(String.init) }
 
     /// What the script accepts as an integer (`^-?%d+$`), within Int64.
     static func integer(_ text: String) -> Int64? {
@@ -303,29 +322,43 @@ enum LiveKeys {
     }
 }
 
-/// The drifts found, the first `limit` by SKU and location kept, all counted.
-struct DriftList {
+/// A drift as the report lists it: in the order of `listOrder`, which also names it
+/// (two passes of `compareSettled` find the same drift under the same name).
+protocol ListedDrift {
+    var listOrder: [String] { get }
+}
+
+extension SKULocationDrift: ListedDrift {
+    var listOrder: [String] { [sku, locationId, redisKey] }
+}
+
+extension OrderLineDrift: ListedDrift {
+    var listOrder: [String] { [sku, locationId, orderId, lineId, redisKey] }
+}
+
+/// The drifts found, the first `limit` by `listOrder` kept, all counted.
+struct DriftList<Drift: ListedDrift> {
     let limit: Int
     private(set) var count = 0
-    private var kept: [SKULocationDrift] = []
+    private var kept: [Drift] = []
 
     init(limit: Int) { self.limit = max(0, limit) }
 
-    mutating func add(_ drift: SKULocationDrift) {
+    mutating func add(_ drift: Drift) {
         count += 1
         guard limit > 0 else { return }
         kept.append(drift)
         if kept.count >= 2 * limit { trim() }
     }
 
-    var listed: [SKULocationDrift] {
+    var listed: [Drift] {
         var list = self
         list.trim()
         return list.kept
     }
 
     private mutating func trim() {
-        kept.sort { ($0.sku, $0.locationId, $0.redisKey) < ($1.sku, $1.locationId, $1.redisKey) }
+        kept.sort { $0.listOrder.lexicographicallyPrecedes($1.listOrder) }
         if kept.count > limit { kept.removeLast(kept.count - limit) }
     }
 }

@@ -29,10 +29,112 @@ import WMSPipeline
         #expect(report.redisKeysScanned == 4)
         #expect(report.skuLocations == 4)
         #expect(report.table().hasSuffix("0 of 4 SKU-locations drift (4 Redis keys scanned, 3 rows in inventory_levels)\n"
+            + "0 order lines drift (3 line keys and 2 queue members scanned, 2 lines waiting in PostgreSQL)\n"
             + "reserved is not compared between Redis and PostgreSQL: the checkout service writes it in Redis\n"))
         let levels = try await blocking { try f.levels() }
         #expect(levels == ["\(a)@FC1": [7, 3, 0, 0, 1, 0, 2], "\(b)@FC1": [5, 0, 0, 0, 0, 0, 0], "\(a)@FC2": [2, 0, 0, 1, 0, 2, 0]])
         #expect(try await blocking { try f.redis().send("EXISTS", "inventory:live:{\(c)}:FC3").int } == 1)
+        try await f.schema.drop()
+    }
+
+    /// Allocated, filled, cancelled and waiting lines as the pipeline leaves them:
+    /// their line keys and queues agree with `allocations` and `backorders`.
+    @Test func orderLinesOfANormalRunHaveNoDrift() async throws {
+        let f = try await ReconcileFixture.create()
+        let b = f.sku("B")
+        let report = try await blocking {
+            try f.seedDay()
+            try f.produce([
+                ReconcileEvents.cancelled("\(f.id)-x1", order: "O1"),                      // allocated, 1 of 4 picked
+                ReconcileEvents.cancelled("\(f.id)-x3", order: "O3"),                      // waiting: dropped
+                ReconcileEvents.confirmed("\(f.id)-o5", order: "O5", [("1", b, "FC1", 6)]),  // 5 available: waits behind O2
+                ReconcileEvents.receiving("\(f.id)-r4", at: "FC1", [(b, 4)]),               // fills O2 (8), not O5
+                ReconcileEvents.confirmed("\(f.id)-o6", order: "O6", [("1", b, "FC1", 2)]),  // 1 available: waits
+            ])
+            try f.run(untilSeen: 5)
+            return try f.reconciler().compare()
+        }
+        let rows = try await blocking { try f.allocationRows() }
+        #expect(rows["O1/1"] == "available/cancelled/3")
+        #expect(rows["O2/1"] == "backordered/allocated/0")
+        #expect(rows["O3/1"] == "backordered/cancelled/0")
+        #expect(!report.hasDrift, "\(report.table())")
+        #expect(report.driftedOrderLines == 0)
+        #expect(report.waitingLines == 2)            // O5, O6
+        #expect(report.queueMembersScanned == 2)
+        #expect(report.lineKeysScanned == 5)         // O1, O2, O3 (in their grace), O5, O6
+        try await f.schema.drop()
+    }
+
+    /// Defect 6's end state (a line released in Redis, still allocated in
+    /// PostgreSQL), and a queue that lost, gained or changed a member.
+    @Test func orderLineDriftPlantedInRedisIsFound() async throws {
+        let f = try await ReconcileFixture.create()
+        let (a, b, c) = (f.sku("A"), f.sku("B"), f.sku("C"))
+        let (report, capped) = try await blocking {
+            try f.seedDay()
+            let redis = try f.redis()
+            try redis.send("HSET", "inventory:line:{\(a)}:O1|1", "status", "cancelled", "released", 3)   // released in Redis only
+            try redis.send("ZREM", "inventory:backorders:{\(b)}:FC1", "O2|1|8")                          // a waiting line lost
+            try redis.send("ZADD", "inventory:backorders:{\(b)}:FC1", 7, "O7|1|3")                        // a line PostgreSQL has not queued
+            try redis.send("ZREM", "inventory:backorders:{\(c)}:FC3", "O3|1|2")                          // a quantity changed
+            try redis.send("ZADD", "inventory:backorders:{\(c)}:FC3", 1, "O3|1|5")
+            try redis.send("HSET", "inventory:line:{\(c)}:O8|1", "decision", "available", "status", "allocated", "q", 1)  // no row
+            let reconciler = try f.reconciler()
+            return (try reconciler.compare(), try reconciler.compare(maxListed: 2))
+        }
+        #expect(report.hasDrift)
+        #expect(report.driftedSKULocations == 0, "\(report.table())")
+        #expect(report.driftedOrderLines == 5, "\(report.table())")
+        let byLine = Dictionary(report.orderLineDrifts.map { ("\($0.sku)/\($0.orderId)/\($0.lineId)", $0) }) { first, _ in first }
+        let released = try #require(byLine["\(a)/O1/1"])
+        #expect(released.locationId == "FC1" && released.inRedis && released.inPostgres)
+        #expect(released.fields == [
+            OrderLineFieldDrift(field: "status", redis: "cancelled", postgres: "allocated"),
+            OrderLineFieldDrift(field: "released", redis: "3", postgres: "0"),
+        ])
+        #expect(byLine["\(b)/O2/1"]?.fields == [OrderLineFieldDrift(field: "queue", redis: nil, postgres: "1")])
+        let extra = try #require(byLine["\(b)/O7/1"])
+        #expect(extra.redisKey == "inventory:backorders:{\(b)}:FC1" && !extra.inPostgres)
+        #expect(extra.fields == [OrderLineFieldDrift(field: "queue", redis: "7", postgres: nil)])
+        #expect(byLine["\(c)/O3/1"]?.fields == [OrderLineFieldDrift(field: "queue", redis: nil, postgres: "1")])
+        let orphan = try #require(byLine["\(c)/O8/1"])
+        #expect(orphan.inRedis && !orphan.inPostgres && orphan.locationId == "")
+
+        let decoded = try JSONDecoder().decode(ReconcileReport.self, from: report.json())
+        #expect(decoded == report)
+        #expect(String(decoding: try report.json(), as: UTF8.self).contains(#""driftedOrderLines" : 5"#))
+        let table = report.table()
+        #expect(table.contains("5 order lines drift"))
+        let statusLine = try #require(table.split(separator: "\n").first { $0.hasPrefix(a) && $0.contains("status") })
+        #expect(statusLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            == [a, "FC1", "O1", "1", "status", "cancelled", "allocated"])
+
+        #expect(capped.orderLineDrifts.count == 2)
+        #expect(capped.driftedOrderLines == 5)
+        #expect(capped.table().contains("... 3 more order lines drift (the first 2 are listed)"))
+        try await f.schema.drop()
+    }
+
+    /// `repair` leaves nothing `compare` reports about order lines and queues.
+    @Test func repairClearsOrderLineDrift() async throws {
+        let f = try await ReconcileFixture.create()
+        let (a, b) = (f.sku("A"), f.sku("B"))
+        let (before, repaired) = try await blocking {
+            try f.seedDay()
+            let redis = try f.redis()
+            try redis.send("HSET", "inventory:line:{\(a)}:O1|1", "status", "cancelled", "released", 3)
+            try redis.send("ZREM", "inventory:backorders:{\(b)}:FC1", "O2|1|8")
+            try redis.send("ZADD", "inventory:backorders:{\(b)}:FC1", 7, "O7|1|3")
+            try redis.send("DEL", "inventory:line:{\(b)}:O2|1")
+            let reconciler = try f.reconciler()
+            let before = try reconciler.compare()
+            _ = try reconciler.repair()
+            return (before, try reconciler.compare())
+        }
+        #expect(before.driftedOrderLines == 3, "\(before.table())")
+        #expect(!repaired.hasDrift, "\(repaired.table())")
+        #expect(repaired.waitingLines == 2 && repaired.queueMembersScanned == 2)
         try await f.schema.drop()
     }
 
@@ -47,12 +149,17 @@ import WMSPipeline
             let passing = try redis.send("HGET", "inventory:live:{\(a)}:FC1", "onHand").int ?? 0
             try redis.send("HSET", "inventory:live:{\(a)}:FC1", "onHand", passing + 1)     // in flight
             try redis.send("HSET", "inventory:live:{\(b)}:FC1", "onHand", 99)              // real
+            try redis.send("HSET", "inventory:line:{\(a)}:O1|1", "status", "cancelled")    // in flight
+            try redis.send("ZREM", "inventory:backorders:{\(b)}:FC1", "O2|1|8")           // real
             return try f.reconciler().compareSettled(pause: {
                 _ = try? redis.send("HSET", "inventory:live:{\(a)}:FC1", "onHand", passing)   // the batch commits
+                _ = try? redis.send("HSET", "inventory:line:{\(a)}:O1|1", "status", "allocated")
             })
         }
         #expect(report.driftedSKULocations == 1)
         #expect(report.drifts.map(\.sku) == [b])
+        #expect(report.driftedOrderLines == 1)
+        #expect(report.orderLineDrifts.map(\.orderId) == ["O2"])
         try await f.schema.drop()
     }
 
@@ -151,6 +258,8 @@ import WMSPipeline
         #expect(lost.driftedSKULocations == 3)
         #expect(lost.redisKeysScanned == 0)
         #expect(lost.drifts.filter { !$0.isMissingInRedis }.isEmpty)
+        // And both waiting lines are missing from their queues.
+        #expect(lost.driftedOrderLines == 2)
         #expect(summary.liveHashesWritten == 3)
         #expect(summary.backorderQueuesWritten == 2)      // B at FC1, C at FC3
         #expect(summary.waitingLinesWritten == 2)

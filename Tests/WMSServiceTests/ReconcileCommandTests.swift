@@ -59,4 +59,26 @@ import TestSupport
         try await flush()
         try await f.schema.drop()
     }
+
+    /// Order line drift alone is drift: a queue member no waiting line accounts for.
+    @Test func orderLineDriftExitsTwo() async throws {
+        let f = try await PipelineFixture.create()
+        var url = URLComponents(string: TestEnvironment.redisURL)!
+        url.path = "/12"
+        let redisURL = url.string!
+        let environment = f.workerEnvironment.merging(["WMS_REDIS_URL": redisURL]) { $1 }
+        let queue = "inventory:backorders:{\(f.sku("A"))}:FC1"
+        try await blocking {
+            let redis = try RedisConnection(url: RedisURL(redisURL))
+            try redis.send("FLUSHDB")
+            try redis.send("ZADD", queue, 1, "O9|1|3")
+        }
+        let command = try WorkerProcess(["reconcile"], environment: environment)
+        let status = try await blocking { try command.waitForExit(timeout: .seconds(90)) }
+        #expect(status == 2, "\(command.log)")
+        #expect(command.log.contains("1 order lines drift"), "\(command.log)")
+        #expect(command.log.contains("0 of 0 SKU-locations drift"), "\(command.log)")
+        try await blocking { _ = try RedisConnection(url: RedisURL(redisURL)).send("FLUSHDB") }
+        try await f.schema.drop()
+    }
 }

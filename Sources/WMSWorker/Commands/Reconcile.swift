@@ -8,10 +8,12 @@ import WMSService
 
 struct Reconcile: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare the Redis hashes with inventory_levels and the ledger; --repair rebuilds Redis from PostgreSQL.",
+        abstract: "Compare Redis with inventory_levels, the ledger, allocations and backorders; --repair rebuilds Redis from PostgreSQL.",
         discussion: """
             Prints every SKU-location whose Redis hash differs from inventory_levels, or whose \
-            inventory_levels row differs from the sum of the ledger. Exit status: 0 no drift, 2 drift \
+            inventory_levels row differs from the sum of the ledger, and every order line whose Redis \
+            line key differs from allocations, whose waiting line is missing from Redis or its backorder \
+            queue, or whose queue member has no waiting line in backorders. Exit status: 0 no drift, 2 drift \
             found (or left after a repair), 1 the check itself failed. \
             --repair is the recovery path after Redis lost data: it rebuilds the hashes, backorder \
             queues and waiting lines from PostgreSQL. It is safe only while every \
@@ -23,7 +25,8 @@ struct Reconcile: AsyncParsableCommand {
     @Flag(help: "The report as JSON.") var json = false
     @Option(help: "Who writes `reserved` in Redis: checkout-service (not compared; kept on repair) or worker.")
     var reserved: ReservedOwnership = .checkoutService
-    @Option(help: "List at most this many drifted SKU-locations (the count is always exact).") var maxListed = 1000
+    @Option(help: "List at most this many drifted SKU-locations, and as many order lines (the counts are always exact).")
+    var maxListed = 1000
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
