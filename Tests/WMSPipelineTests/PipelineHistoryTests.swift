@@ -170,8 +170,9 @@ import WMSPipeline
     }
 
     /// A PICK that arrives after its order's cancellation (another topic) takes
-    /// allocated below zero, by the contract's arithmetic (section 5 alerts only on
-    /// onHand and available, and neither goes below zero here).
+    /// allocated below zero, by the contract's arithmetic, and available shows the
+    /// picked units again. Section 5 alerts on onHand and available: when those
+    /// units are sold again and picked, onHand goes below zero and the alert fires.
     @Test func aPickAfterItsOrdersCancellationKeepsTheContractsArithmetic() async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("S")
@@ -183,10 +184,24 @@ import WMSPipeline
                 WMSEvents.pick("\(f.id)-p", at: "FC1", order: "O1", [(sku, 3)]),
             ], partition: 0)
             _ = try f.run(untilSeen: 4)
-            return try f.postgresLevels()
+            let afterLatePick = try f.postgresLevels()
+            try f.produce([
+                OrderEvents.confirmed("\(f.id)-o2", order: "O2", [("1", sku, "FC1", 3, nil)]),
+                WMSEvents.pick("\(f.id)-p2", at: "FC1", order: "O2", [(sku, 3)]),
+            ], partition: 0)
+            _ = try f.run(untilSeen: 2)
+            let alerts = try f.query("SELECT alert_type, bucket, value, event_id FROM variance_alerts").rows.map {
+                "\(try $0[0].string()) \(try $0[1].string()) \(try $0[2].int()) \(try $0[3].string())"
+            }
+            return (afterLatePick, try f.postgresLevels(), try f.allocationRows(), alerts)
         }
+        let (afterLatePick, afterResale, rows, alerts) = outcome
         // onHand 0, allocated -3 (available 3): the contract's arithmetic, kept.
-        #expect(outcome["\(sku)@FC1"] == [0, -3, 0, 0, 3, 0, 0])
+        #expect(afterLatePick["\(sku)@FC1"] == [0, -3, 0, 0, 3, 0, 0])
+        // The same 3 units sold again and picked: onHand -3, and the alert.
+        #expect(rows["O2/1"] == "available/allocated/0")
+        #expect(afterResale["\(sku)@FC1"] == [-3, -3, 0, 0, 6, 0, 0])
+        #expect(alerts == ["INVENTORY_NEGATIVE_ALERT onHand -3 \(f.id)-p2"])
         try await f.schema.drop()
     }
 
