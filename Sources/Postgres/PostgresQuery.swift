@@ -116,43 +116,62 @@ public struct PostgresBytes: PostgresEncodable, Hashable {
 }
 
 /// Arrays travel as one array literal, which is what `unnest($1::text[])` needs to
-/// insert many rows in one statement and one round trip.
+/// insert many rows in one statement and one round trip. The literal is built
+/// as bytes in one buffer: a batch binds arrays of thousands of elements.
 extension Array: PostgresEncodable where Element: PostgresArrayElement {
     public var postgresBind: PostgresBind {
-        .text("{" + map(\.postgresArrayLiteral).joined(separator: ",") + "}")
+        var literal: [UInt8] = []
+        literal.reserveCapacity(count * 12 + 2)
+        literal.append(UInt8(ascii: "{"))
+        for index in indices {
+            if index != startIndex { literal.append(UInt8(ascii: ",")) }
+            self[index].appendArrayLiteral(to: &literal)
+        }
+        literal.append(UInt8(ascii: "}"))
+        return .text(String(decoding: literal, as: UTF8.self))
     }
 }
 
 public protocol PostgresArrayElement: Sendable {
-    var postgresArrayLiteral: String { get }
+    /// Appends the element as an array literal element (UTF-8).
+    func appendArrayLiteral(to literal: inout [UInt8])
 }
 
 extension String: PostgresArrayElement {
-    public var postgresArrayLiteral: String {
-        "\"" + replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    /// Always quoted (so `NULL` and `{` are text), `"` and `\` escaped.
+    public func appendArrayLiteral(to literal: inout [UInt8]) {
+        literal.append(UInt8(ascii: "\""))
+        var text = self
+        text.withUTF8 { bytes in
+            for byte in bytes {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
+                literal.append(byte)
+            }
+        }
+        literal.append(UInt8(ascii: "\""))
     }
 }
 
-extension Int: PostgresArrayElement {
-    public var postgresArrayLiteral: String { String(self) }
+extension BinaryInteger where Self: PostgresArrayElement {
+    public func appendArrayLiteral(to literal: inout [UInt8]) {
+        literal.append(contentsOf: String(self).utf8)
+    }
 }
 
-extension Int64: PostgresArrayElement {
-    public var postgresArrayLiteral: String { String(self) }
-}
-
-extension Int32: PostgresArrayElement {
-    public var postgresArrayLiteral: String { String(self) }
-}
+extension Int: PostgresArrayElement {}
+extension Int64: PostgresArrayElement {}
+extension Int32: PostgresArrayElement {}
 
 extension Bool: PostgresArrayElement {
-    public var postgresArrayLiteral: String { self ? "t" : "f" }
+    public func appendArrayLiteral(to literal: inout [UInt8]) { literal.append(UInt8(ascii: self ? "t" : "f")) }
 }
 
 extension Double: PostgresArrayElement {
-    public var postgresArrayLiteral: String { String(self) }
+    public func appendArrayLiteral(to literal: inout [UInt8]) { literal.append(contentsOf: String(self).utf8) }
 }
 
 extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
-    public var postgresArrayLiteral: String { self?.postgresArrayLiteral ?? "NULL" }
+    public func appendArrayLiteral(to literal: inout [UInt8]) {
+        if let self { self.appendArrayLiteral(to: &literal) } else { literal.append(contentsOf: "NULL".utf8) }
+    }
 }

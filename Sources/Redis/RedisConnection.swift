@@ -84,14 +84,16 @@ public final class RedisConnection {
     /// Runs many script calls in one pipeline. Calls answered NOSCRIPT did not run:
     /// their scripts are loaded again and those calls alone are sent again, in order.
     public func evaluateAll(_ calls: [RedisScript.Call]) throws(RedisError) -> [RESPValue] {
-        for script in Set(calls.map(\.script)) where scriptHashes[script.name] == nil {
-            try load(script)
+        // By name: hashing a script's source for every call costs more than the call.
+        for call in calls where scriptHashes[call.script.name] == nil {
+            try load(call.script)
         }
         var replies = try pipeline(calls.map { $0.command(sha: scriptHashes[$0.script.name]!) })
         let missing = replies.indices.filter { replies[$0].isNoScript }
         guard !missing.isEmpty else { return replies }
-        for script in Set(missing.map { calls[$0].script }) {
-            try load(script)
+        var reloaded: Set<String> = []
+        for index in missing where reloaded.insert(calls[index].script.name).inserted {
+            try load(calls[index].script)
         }
         let retried = try pipeline(missing.map { calls[$0].command(sha: scriptHashes[calls[$0].script.name]!) })
         for (index, reply) in zip(missing, retried) {

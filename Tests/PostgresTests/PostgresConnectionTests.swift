@@ -93,7 +93,7 @@ import TestSupport
     @Test func bulkInsertWithArrayParametersInOneStatement() async throws {
         let result = try await Self.withTable(url) { db, table in
             let ids = Array(1...10_000)
-            let skus = ids.map { "SKU-\($0)\"{,}\\" }
+            let skus = ids.map { "SKU-\($0)\"{,}\\ größe" }
             let notes: [String?] = ids.map { $0 % 2 == 0 ? nil : "note \($0)" }
             let insert = PostgresQuery(unsafeSQL: """
                 INSERT INTO \(table) (id, sku, note)
@@ -107,7 +107,7 @@ import TestSupport
         }
         #expect(result.0 == 10_000)
         #expect(result.1 == 0)
-        #expect(result.2 == [["SKU-9999\"{,}\\", "note 9999"], ["SKU-10000\"{,}\\", nil]])
+        #expect(result.2 == [["SKU-9999\"{,}\\ größe", "note 9999"], ["SKU-10000\"{,}\\ größe", nil]])
     }
 
     @Test func bulkCopyOfManyRows() async throws {
