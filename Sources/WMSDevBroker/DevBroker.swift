@@ -54,6 +54,7 @@ struct DevBroker: ParsableCommand {
             try cluster.createTopic(topic, partitions: partitions)
         }
         let bootstrap = cluster.bootstrapServers
+        Thread.detachNewThread { Self.keepNagleOffOnEverySocket() }
         if let bootstrapFile {
             // Written whole, then renamed: a reader never sees half an address.
             try Data((bootstrap + "\n").utf8).write(to: URL(fileURLWithPath: bootstrapFile), options: .atomic)
@@ -68,5 +69,32 @@ struct DevBroker: ParsableCommand {
         logger.info("dev broker stopping", metadata: ["signal": "\(received)"])
         if let bootstrapFile { try? FileManager.default.removeItem(atPath: bootstrapFile) }
         withExtendedLifetime(cluster) {}
+    }
+
+    /// The mock cluster leaves Nagle's algorithm on for the connections it
+    /// accepts, so a small response written behind another waits for the client's
+    /// delayed ACK: about 40 ms per produce round trip, where a real broker
+    /// (which sets TCP_NODELAY) answers at once. Every TCP socket of this process
+    /// gets TCP_NODELAY within a few milliseconds of being opened.
+    static func keepNagleOffOnEverySocket() {
+        var done: Set<String> = []
+        while true {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            var open: Set<String> = []
+            for entry in entries {
+                guard let fd = Int32(entry),
+                      let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)"),
+                      target.hasPrefix("socket:") else { continue }
+                let identity = "\(fd) \(target)"
+                open.insert(identity)
+                guard !done.contains(identity) else { continue }
+                var on: Int32 = 1
+                // Fails harmlessly for a socket that is not TCP.
+                _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                done.insert(identity)
+            }
+            done.formIntersection(open)
+            usleep(5_000)
+        }
     }
 }
