@@ -133,11 +133,18 @@ struct Verify: AsyncParsableCommand {
         if let group {
             let brokers = try environment("WMS_KAFKA_BROKERS")
             let wait = self.wait
-            let behind = try await DedicatedThread(name: "wms.verify.group").run {
+            let progress = try await DedicatedThread(name: "wms.verify.group").run {
                 try Self.waitForGroup(group, brokers: brokers, timeout: .seconds(wait))
             }
-            print(behind == 0 ? "group \(group) has committed every message" : "group \(group) is \(behind) messages behind")
-            guard behind == 0 else { throw ExitCode(1) }
+            guard progress.behind == 0 else {
+                print("group \(group) is \(progress.behind) messages behind")
+                throw ExitCode(1)
+            }
+            print("group \(group) has committed every message")
+            if let rate = progress.rate {
+                print(String(format: "committed %d messages from its first offset commit to its last, in %.2f s: %.0f messages/s",
+                             rate.messages, rate.seconds, Double(rate.messages) / rate.seconds))
+            }
         }
         let (lines, ok) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool) in
             let db = try PostgresConnection(url: postgresURL)
@@ -284,9 +291,14 @@ extension Verify {
 
     static let wmsTopics = ["wms.receiving", "wms.picking", "wms.shipping", "wms.cycle-counts", "wms.damage", "wms.transfers", "inventory.orders"]
 
-    /// Waits until the group's committed offsets reach the end of every partition;
-    /// returns how many messages it is still behind.
-    static func waitForGroup(_ group: String, brokers: String, timeout: Duration) throws -> Int64 {
+    /// Waits until the group's committed offsets reach the end of every partition.
+    /// Returns how many messages it is still behind and, when it committed more
+    /// than once meanwhile, the messages committed after the first commit seen and
+    /// the seconds until the last: the drain rate without the group join and the
+    /// first batch (read every 0.1 s).
+    static func waitForGroup(_ group: String, brokers: String, timeout: Duration)
+        throws -> (behind: Int64, rate: (messages: Int64, seconds: Double)?)
+    {
         // A client of the group that never joins it: it only reads the committed offsets.
         let reader = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers, properties: ["group.id": group]),
                                        logger: Logger(label: "wms-simulator"))
@@ -295,16 +307,27 @@ extension Verify {
         }
         let deadline = ContinuousClock.now + timeout
         var behind: Int64 = 0
+        var start: Int64?
+        var first: (committed: Int64, at: ContinuousClock.Instant)?
+        var last: (committed: Int64, at: ContinuousClock.Instant)?
         repeat {
             let committed = try reader.committed(partitions, timeout: .seconds(10))
+            let total = partitions.reduce(0) { $0 + max(0, committed[$1] ?? 0) }
+            let now = ContinuousClock.now
+            if start == nil { start = total }
+            if total != last?.committed ?? start {
+                if first == nil { first = (total, now) }
+                last = (total, now)
+            }
             behind = try partitions.reduce(0) { sum, partition in
                 let high = try reader.watermarks(of: partition, timeout: .seconds(10)).high
                 return sum + max(0, high - max(0, committed[partition] ?? 0))
             }
             if behind == 0 { break }
-            Thread.sleep(forTimeInterval: 0.5)
+            Thread.sleep(forTimeInterval: 0.1)
         } while ContinuousClock.now < deadline
-        return behind
+        guard let first, let last, last.at > first.at else { return (behind, nil) }
+        return (behind, (last.committed - first.committed, (last.at - first.at) / .seconds(1)))
     }
 }
 
