@@ -89,27 +89,39 @@ local function hashOrNone(k, orString)
     return kind == 'none' or kind == 'hash' or (orString and kind == 'string')
 end
 
-for _, location in ipairs(ops.locations) do
+-- Each location's buckets, read once here, changed in `stock` as the script
+-- goes, and written once at the end.
+local stock = {}
+local confirming = ops.confirm ~= nil and #ops.confirm > 0
+local ordering = confirming or (ops.cancel ~= nil and #ops.cancel > 0)
+for i, location in ipairs(ops.locations) do
     local live = key(location.live)
     local values = redis.pcall('HMGET', live, unpack(buckets))
     if failed(values) then return wrongType(live, 'a hash') end
+    stock[i] = {}
     for b = 1, 7 do
         local value = values[b] or '0'
         if not integer(value) then
             return refused('Redis key ' .. live .. ' field ' .. buckets[b] .. ' is not an integer')
         end
-        if math.abs(tonumber(value)) > LIMIT then
+        value = tonumber(value)
+        if math.abs(value) > LIMIT then
             return refused('Redis key ' .. live .. ' field ' .. buckets[b] .. ' is beyond +-2^51')
         end
-        if math.abs(tonumber(value) + location.d[b]) > LIMIT then
+        if math.abs(value + location.d[b]) > LIMIT then
             return refused(buckets[b] .. ' of ' .. live .. ' would go beyond +-2^51')
         end
+        stock[i][b] = value
     end
-    if failed(redis.pcall('ZCARD', key(location.queue))) then return wrongType(key(location.queue), 'a sorted set') end
+    if (location.fill or ordering) and failed(redis.pcall('ZCARD', key(location.queue))) then
+        return wrongType(key(location.queue), 'a sorted set')
+    end
 end
-local seq = redis.pcall('GET', key(ops.seq))
-if failed(seq) then return wrongType(key(ops.seq), 'a string') end
-if seq and not integer(seq) then return refused('Redis key ' .. key(ops.seq) .. ' is not an integer') end
+if confirming then
+    local seq = redis.pcall('GET', key(ops.seq))
+    if failed(seq) then return wrongType(key(ops.seq), 'a string') end
+    if seq and not integer(seq) then return refused('Redis key ' .. key(ops.seq) .. ' is not an integer') end
+end
 for _, pick in ipairs(ops.picks or {}) do
     if not hashOrNone(key(pick.picked), true) then return wrongType(key(pick.picked), 'a hash') end
 end
@@ -125,21 +137,15 @@ for _, c in ipairs(ops.cancel or {}) do
 end
 if checking then return {'ok', ''} end
 
-local function available(live)
-    local v = redis.call('HMGET', live, 'onHand', 'allocated', 'reserved')
-    return (tonumber(v[1]) or 0) - (tonumber(v[2]) or 0) - (tonumber(v[3]) or 0), tonumber(v[1]) or 0
-end
+local ON_HAND, ALLOCATED, RESERVED = 1, 2, 3
+local function available(i) return stock[i][ON_HAND] - stock[i][ALLOCATED] - stock[i][RESERVED] end
 
 -- Quantities first, recording what each location looked like before.
 local result = {locations = {}, confirms = {}, cancels = {}, fills = {}}
 local before = {}
 for i, location in ipairs(ops.locations) do
-    local availableBefore, onHandBefore = available(key(location.live))
-    before[i] = {onHandBefore, availableBefore}
-    for b = 1, 7 do
-        -- HINCRBY by 0 too: every field exists once a key is touched.
-        redis.call('HINCRBY', key(location.live), buckets[b], n(location.d[b]))
-    end
+    before[i] = {stock[i][ON_HAND], available(i)}
+    for b = 1, 7 do stock[i][b] = stock[i][b] + location.d[b] end
 end
 
 -- A key this event writes: it stays until the event is committed (see above).
@@ -170,7 +176,6 @@ end
 -- Each order line is decided once: a line key that exists holds the decision.
 for _, c in ipairs(ops.confirm or {}) do
     local line = key(c.line)
-    local live = key(ops.locations[c.loc].live)
     local existing = redis.call('HMGET', line, 'decision', 'status')
     if existing[1] then
         table.insert(result.confirms, {order = c.order, lineId = c.lineId, decision = existing[1], status = existing[2], seq = '0', existing = '1'})
@@ -180,12 +185,12 @@ for _, c in ipairs(ops.confirm or {}) do
         if c.cancelled then
             decision, status = 'cancelled', 'cancelled'
         elseif reservation and redis.call('HGET', reservation, 'status') == 'active' then
-            redis.call('HINCRBY', live, 'reserved', n(-c.q))
-            redis.call('HINCRBY', live, 'allocated', n(c.q))
+            stock[c.loc][RESERVED] = stock[c.loc][RESERVED] - c.q
+            stock[c.loc][ALLOCATED] = stock[c.loc][ALLOCATED] + c.q
             redis.call('HSET', reservation, 'status', 'confirmed', 'orderId', c.order, 'confirmedAt', now)
             decision, status = 'reservation', 'allocated'
-        elseif available(live) >= c.q then
-            redis.call('HINCRBY', live, 'allocated', n(c.q))
+        elseif available(c.loc) >= c.q then
+            stock[c.loc][ALLOCATED] = stock[c.loc][ALLOCATED] + c.q
             decision, status = 'available', 'allocated'
         else
             seq = redis.call('INCR', key(ops.seq))
@@ -202,7 +207,6 @@ end
 -- the order at that location count, line by line), or drops a waiting line.
 for _, c in ipairs(ops.cancel or {}) do
     local line = key(c.line)
-    local live = key(ops.locations[c.loc].live)
     local status, q = unpack(redis.call('HMGET', line, 'status', 'q'))
     if not status and c.known then
         status, q = c.known.status, c.known.q
@@ -230,7 +234,7 @@ for _, c in ipairs(ops.cancel or {}) do
         redis.call('HSET', k, 'u:' .. c.lineId, n(used))
         hold(k)
         released = q - used
-        redis.call('HINCRBY', live, 'allocated', n(-released))
+        stock[c.loc][ALLOCATED] = stock[c.loc][ALLOCATED] - released
     elseif status == 'backordered' then
         redis.call('ZREM', key(ops.locations[c.loc].queue), c.order .. '|' .. c.lineId .. '|' .. n(q))
     end
@@ -243,14 +247,13 @@ end
 -- Stock that grew fills the queue, oldest first.
 for i, location in ipairs(ops.locations) do
     if location.fill then
-        local live = key(location.live)
         local queue = key(location.queue)
-        local room = available(live)
+        local room = available(i)
         for _, member in ipairs(redis.call('ZRANGE', queue, 0, 999)) do
             local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
             q = tonumber(q)
             if q <= room then
-                redis.call('HINCRBY', live, 'allocated', n(q))
+                stock[i][ALLOCATED] = stock[i][ALLOCATED] + q
                 redis.call('ZREM', queue, member)
                 local line = ops.lineKeyPrefix .. order .. '|' .. lineId
                 local confirmedBy = redis.call('HGET', line, 'confirmedBy') or ''
@@ -264,11 +267,15 @@ for i, location in ipairs(ops.locations) do
     end
 end
 
+-- Every bucket written, so every field exists once a key is touched.
 for i, location in ipairs(ops.locations) do
-    local live = key(location.live)
-    local availableAfter, onHandAfter = available(live)
-    redis.call('HSET', live, 'available', n(availableAfter), 'updatedAt', now)
-    result.locations[i] = {onHandBefore = n(before[i][1]), onHandAfter = n(onHandAfter),
+    local fields = {}
+    for b = 1, 7 do
+        fields[2 * b - 1], fields[2 * b] = buckets[b], n(stock[i][b])
+    end
+    local availableAfter = available(i)
+    redis.call('HSET', key(location.live), 'available', n(availableAfter), 'updatedAt', now, unpack(fields))
+    result.locations[i] = {onHandBefore = n(before[i][1]), onHandAfter = n(stock[i][ON_HAND]),
                            availableBefore = n(before[i][2]), availableAfter = n(availableAfter)}
 end
 
