@@ -90,7 +90,7 @@ import TestSupport
         let topic = try await blocking { try KafkaFixtures.topicWithMessages(1) }
         let group = TestEnvironment.uniqueName("group")
         let all = Set((0..<4).map { KafkaTopicPartition(topic: topic, partition: Int32($0)) })
-        let (firstReady, secondReady, firstDone) = (Gate(), Gate(), Gate())
+        let (firstReady, firstShared, secondReady, firstDone) = (Gate(), Gate(), Gate(), Gate())
 
         // The first member holds every partition, keeps polling while the second
         // joins, and must give some up; when the second leaves it gets them back.
@@ -101,6 +101,7 @@ import TestSupport
             firstReady.open()
             let shared = try consumer.poll(until: { !$0.assignment.isEmpty && $0.assignment.count < 4 })
             let sharedAssignment = consumer.assignment
+            firstShared.open()
             // Polling on while the second works: a member that stops polling cannot
             // take part in the next rebalance and is dropped from the group.
             _ = try consumer.poll(until: { _ in secondReady.isOpen }, timeout: .seconds(60))
@@ -116,6 +117,9 @@ import TestSupport
             try consumer.subscribe([topic])
             _ = try consumer.poll(until: { !$0.assignment.isEmpty && $0.assignment.count < 4 })
             let assignment = consumer.assignment
+            // Not before the first has seen the partitions shared: leaving at once
+            // can hand them back within one of its polls, before it looks.
+            _ = try consumer.poll(until: { _ in firstShared.isOpen }, timeout: .seconds(60))
             // Leaving the group hands the partitions back at once, not after the session timeout.
             try consumer.close()
             secondReady.open()
