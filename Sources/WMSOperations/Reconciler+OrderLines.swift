@@ -66,9 +66,7 @@ extension Reconciler {
             FROM backorders b LEFT JOIN allocations a ON a.order_id = b.order_id AND a.line_id = b.line_id
             WHERE b.status = 'waiting'
             """)
-        while true {
-            let rows = try db.query(PostgresQuery(unsafeSQL: "FETCH FORWARD \(max(1, readChunk)) FROM reconcile_waiting_compare")).rows
-            guard !rows.isEmpty else { break }
+        try fetchAll("reconcile_waiting_compare", chunk: readChunk, db) { rows in
             let waiting = try rows.map { row in
                 (sku: try row["sku"].string(), orderId: try row["order_id"].string(), lineId: try row["line_id"].string(),
                  seq: try row["queue_seq"].int(),
@@ -98,7 +96,6 @@ extension Reconciler {
                 if !drift.inRedis || !drift.fields.isEmpty || drift.problem != nil { comparison.drifts.add(drift) }
             }
         }
-        try db.query("CLOSE reconcile_waiting_compare")
     }
 
     private func compareLineKeys(_ db: PostgresConnection, _ comparison: inout OrderLineComparison) throws {

@@ -34,8 +34,8 @@ extension Reconciler {
     public func repair() throws -> RepairSummary {
         var summary = RepairSummary()
         summary.deduplicationMarksDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.applied(sku: "", eventId: "")) + "*")
-        summary.orderLineKeysDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.orderLinePrefix(sku: "")) + "*")
-        summary.backorderQueuesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.backorders(sku: "", location: "")) + "*")
+        summary.orderLineKeysDeleted = try deleteAll(LineKeys.pattern)
+        summary.backorderQueuesDeleted = try deleteAll(QueueKeys.pattern)
         summary.pickTalliesDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.picked(sku: "", location: "", orderId: "")) + "*")
         summary.deduplicationMarksDeleted += try deleteAll(TaggedKeys.namespace(RedisKeys.cancelledLines(eventId: "")) + "*")
         try postgres.withTransaction { db in
@@ -57,7 +57,7 @@ extension Reconciler {
                    floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms
             FROM inventory_levels
             """)
-        try fetchAll("reconcile_levels", db) { rows in
+        try fetchAll("reconcile_levels", chunk: writeChunk, db) { rows in
             let levels = try rows.map { row in
                 (sku: try row["sku"].string(), location: try row["location_id"].string(),
                  quantities: try Self.quantities(row, prefix: ""), updatedMs: try row["updated_ms"].int())
@@ -133,7 +133,7 @@ extension Reconciler {
             """)
         // A queue may run over two chunks: it is emptied only when first met.
         var lastQueue: String?
-        try fetchAll("reconcile_waiting", db) { rows in
+        try fetchAll("reconcile_waiting", chunk: writeChunk, db) { rows in
             var groups: [[RedisCommand]] = []
             var current: (queue: String, zadd: [any RedisArgument], lines: [RedisCommand], first: Bool)?
             func close() {
@@ -174,7 +174,7 @@ extension Reconciler {
             DECLARE reconcile_sequences NO SCROLL CURSOR FOR
             SELECT sku, max(queue_seq) AS seq FROM backorders GROUP BY sku HAVING max(queue_seq) > 0
             """)
-        try fetchAll("reconcile_sequences", db) { rows in
+        try fetchAll("reconcile_sequences", chunk: writeChunk, db) { rows in
             let sequences = try rows.map { (key: RedisKeys.backorderSequence(sku: try $0["sku"].string()), seq: try $0["seq"].int()) }
             let current = try hot.pipeline(sequences.map { RedisCommand("GET", $0.key) })
             // A key of another type reads as 0, and is overwritten.
@@ -186,16 +186,6 @@ extension Reconciler {
     }
 
     // MARK: Plumbing
-
-    /// Every chunk of an open cursor, `writeChunk` rows at a time; then closes it.
-    private func fetchAll(_ cursor: StaticString, _ db: PostgresConnection, _ body: ([PostgresRow]) throws -> Void) throws {
-        while true {
-            let rows = try db.query(PostgresQuery(unsafeSQL: "FETCH FORWARD \(max(1, writeChunk)) FROM \(cursor)")).rows
-            guard !rows.isEmpty else { break }
-            try body(rows)
-        }
-        try db.query(PostgresQuery(unsafeSQL: "CLOSE \(cursor)"))
-    }
 
     /// Deletes every key matching `pattern`, a SCAN page per pipeline (one UNLINK per
     /// key: each stays within its slot). Returns how many there were.

@@ -102,9 +102,7 @@ public struct Reconciler {
                            FROM inventory_transactions GROUP BY sku, location_id) s
                      ON s.sku = l.sku AND s.location_id = l.location_id
                 """)
-            while true {
-                let rows = try db.query(PostgresQuery(unsafeSQL: "FETCH FORWARD \(max(1, readChunk)) FROM reconcile_compare")).rows
-                guard !rows.isEmpty else { break }
+            try fetchAll("reconcile_compare", chunk: readChunk, db) { rows in
                 let stored = try rows.map { row in
                     (sku: try row["sku"].string(), location: try row["location_id"].string(),
                      levels: try row["in_levels"].bool() ? try Self.quantities(row, prefix: "") : nil,
@@ -120,7 +118,6 @@ public struct Reconciler {
                     }
                 }
             }
-            try db.query("CLOSE reconcile_compare")
 
             // Hashes with neither a levels row nor a ledger row (seen above otherwise).
             var orphansSeen = Set<String>()
@@ -211,6 +208,16 @@ public struct Reconciler {
     /// HGETALL of every key, one pipeline.
     func readHashes(_ keys: [String]) throws -> [RedisHash] {
         try hot.pipeline(keys.map { RedisCommand("HGETALL", $0) }).map(RedisHash.init)
+    }
+
+    /// Every chunk of an open cursor, `chunk` rows at a time; then closes it.
+    func fetchAll(_ cursor: StaticString, chunk: Int, _ db: PostgresConnection, _ body: ([PostgresRow]) throws -> Void) throws {
+        while true {
+            let rows = try db.query(PostgresQuery(unsafeSQL: "FETCH FORWARD \(max(1, chunk)) FROM \(cursor)")).rows
+            guard !rows.isEmpty else { break }
+            try body(rows)
+        }
+        try db.query(PostgresQuery(unsafeSQL: "CLOSE \(cursor)"))
     }
 
     /// Calls `body` with every page of keys matching `pattern`, SCAN's COUNT `readChunk`.

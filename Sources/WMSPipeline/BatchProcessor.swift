@@ -517,11 +517,12 @@ final class BatchProcessor {
                 let held = orders.lines[cancelled.orderId]?.contains { $0.lineId == cancelled.lineId } == true
                     || records.confirmedLines.contains { $0.orderId == cancelled.orderId && $0.line.lineId == cancelled.lineId }
                 if !held, let location {
-                    records.releasedBeforeConfirmation.append(PendingCancellation(
-                        line: StoredOrderLine(lineId: cancelled.lineId, sku: change.sku, locationId: location, quantity: cancelled.quantity,
-                                              status: cancelled.was),
-                        orderId: cancelled.orderId, cancelEventId: event.eventId,
-                        releasedInRedis: LineRelease(released: cancelled.released, picksUsed: cancelled.picksUsed)))
+                    records.releasedBeforeConfirmation.append(LateCancellationRecord(
+                        pending: PendingCancellation(
+                            line: StoredOrderLine(lineId: cancelled.lineId, sku: change.sku, locationId: location,
+                                                  quantity: cancelled.quantity, status: cancelled.was),
+                            orderId: cancelled.orderId, cancelEventId: event.eventId),
+                        released: cancelled.released, picksUsed: cancelled.picksUsed))
                     continue
                 }
                 records.cancelledLines.append(LineChangeRecord(orderId: cancelled.orderId, lineId: cancelled.lineId,

@@ -21,7 +21,7 @@ public struct BatchRecords: Sendable {
     public var lateCancellations: [LateCancellationRecord] = []
     /// Lines a cancellation's scripts released in Redis before PostgreSQL held
     /// their confirmation: left to the late path, which records them once it does.
-    public var releasedBeforeConfirmation: [PendingCancellation] = []
+    public var releasedBeforeConfirmation: [LateCancellationRecord] = []
 
     public init() {}
 
@@ -43,7 +43,7 @@ public struct BatchRecords: Sendable {
         kept.filledLines.removeAll { skipped.contains($0.eventId) }
         kept.cancelledLines.removeAll { skipped.contains($0.eventId) }
         kept.orderCancellations.removeAll { skipped.contains($0.eventId) }
-        kept.releasedBeforeConfirmation.removeAll { skipped.contains($0.cancelEventId) }
+        kept.releasedBeforeConfirmation.removeAll { skipped.contains($0.pending.cancelEventId) }
         return kept
     }
 }

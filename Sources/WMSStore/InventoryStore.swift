@@ -437,16 +437,15 @@ public final class InventoryStore {
     /// Lines Redis released before PostgreSQL held their confirmation wait in
     /// `pending_cancellations` with what Redis released. Such a row wins over one
     /// `findLinesCancelledMeanwhile` wrote for the line: Redis is done.
-    private func holdReleasedBeforeConfirmation(_ lines: [PendingCancellation], _ db: PostgresConnection) throws {
-        guard !lines.isEmpty else { return }
-        let released = lines.map { $0.releasedInRedis?.released ?? 0 }
-        let used = lines.map { $0.releasedInRedis?.picksUsed ?? 0 }
+    private func holdReleasedBeforeConfirmation(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
+        guard !records.isEmpty else { return }
+        let lines = records.map(\.pending)
         try db.query("""
             INSERT INTO pending_cancellations AS p (order_id, line_id, sku, location_id, quantity, status, cancel_event_id, released, picks_used)
             SELECT * FROM unnest(\(lines.map(\.orderId))::text[], \(lines.map(\.line.lineId))::text[], \(lines.map(\.line.sku))::text[],
                                  \(lines.map(\.line.locationId))::text[], \(lines.map(\.line.quantity))::bigint[],
                                  \(lines.map(\.line.status))::text[], \(lines.map(\.cancelEventId))::text[],
-                                 \(released)::bigint[], \(used)::bigint[])
+                                 \(records.map(\.released))::bigint[], \(records.map(\.picksUsed))::bigint[])
             ON CONFLICT (order_id, line_id) DO UPDATE SET released = EXCLUDED.released, picks_used = EXCLUDED.picks_used,
                                                           cancel_event_id = EXCLUDED.cancel_event_id
             """)
