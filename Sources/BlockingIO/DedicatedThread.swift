@@ -10,10 +10,16 @@ import Foundation
 public final class DedicatedThread: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // All mutable state is guarded by `condition`.
     private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
+    private var jobs: [Work] = []
     private var headIndex = 0
     private var stopping = false
     public let name: String
+
+    /// A Swift job (an actor's or a task's), or a plain block (`perform`).
+    private enum Work {
+        case job(UnownedJob)
+        case block(@Sendable () -> Void)
+    }
 
     /// Marks the threads owned by this type, so blocking wrappers can assert where they run.
     private static let threadKey = "wms.dedicated-thread"
@@ -41,9 +47,17 @@ public final class DedicatedThread: SerialExecutor, TaskExecutor, @unchecked Sen
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
+        append(.job(UnownedJob(job)))
+    }
+
+    /// Runs `block` on this thread, after the work queued before it; returns at once.
+    public func perform(_ block: @escaping @Sendable () -> Void) {
+        append(.block(block))
+    }
+
+    private func append(_ work: Work) {
         condition.lock()
-        jobs.append(unowned)
+        jobs.append(work)
         condition.signal()
         condition.unlock()
     }
@@ -67,12 +81,15 @@ public final class DedicatedThread: SerialExecutor, TaskExecutor, @unchecked Sen
 
     private func runLoop() {
         Thread.current.threadDictionary[Self.threadKey] = UInt(bitPattern: ObjectIdentifier(self))
-        while let job = nextJob() {
-            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        while let work = nextWork() {
+            switch work {
+            case .job(let job): job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            case .block(let block): block()
+            }
         }
     }
 
-    private func nextJob() -> UnownedJob? {
+    private func nextWork() -> Work? {
         condition.lock()
         defer { condition.unlock() }
         while headIndex == jobs.count {

@@ -74,6 +74,14 @@ public final class KafkaConsumer {
         return messages
     }
 
+    /// Called inside `poll` (or `close`) before partitions are revoked, while their
+    /// offsets can still be committed: where an owner with a batch still in
+    /// flight finishes it and commits.
+    public var beforeRevoke: ((_ partitions: [KafkaTopicPartition]) -> Void)? {
+        get { client.context.beforeRevoke }
+        set { client.context.beforeRevoke = newValue }
+    }
+
     /// Rebalances since the last call, oldest first.
     public func takeRebalanceEvents() -> [KafkaRebalanceEvent] {
         defer { client.context.rebalanceEvents.removeAll() }

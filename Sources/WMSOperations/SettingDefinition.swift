@@ -64,6 +64,9 @@ extension SettingDefinition {
     public static let redisGrace = SettingDefinition(
         "redis.grace", default: "300",
         help: "Seconds Redis keeps an event's claims, marks, order lines and pick tallies after its PostgreSQL commit (never less before it).")
+    public static let batchMaxMessages = SettingDefinition(
+        "batch.max-messages", default: "2000",
+        help: "Most messages in one batch; a batch takes what is ready, so a quiet stream gets small ones. 1: a commit per message.")
     public static let logFormat = SettingDefinition("log.format", default: "logfmt", help: "Log lines as logfmt or json.")
     public static let logLevel = SettingDefinition(
         "log.level", default: "info", help: "trace, debug, info, notice, warning, error or critical.")
@@ -74,6 +77,6 @@ extension SettingDefinition {
     public static let all: [SettingDefinition] = [
         configFile, kafkaBrokers, groupID, topics, kafkaProperties, consumerProperties, redisURL, displayCacheURL, postgresURL,
         alertsTopic, allocationsTopic, deadLetterTopic, httpAddress, backorderPolicy, varianceUnits, varianceFraction, redisGrace,
-        logFormat, logLevel, shutdownTimeout,
+        batchMaxMessages, logFormat, logLevel, shutdownTimeout,
     ]
 }

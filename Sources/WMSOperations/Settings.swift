@@ -37,6 +37,7 @@ public struct Settings: Sendable {
     public var logLevel: Logger.Level
     public var shutdownTimeout: Duration
     public var redisGrace: Duration
+    public var batchMaxMessages: Int
     public var configFile: String?
     /// Where each setting's value came from, for `wms-worker config`.
     public var sources: [SettingDefinition: SettingSource]
@@ -88,6 +89,10 @@ public struct Settings: Sendable {
             guard let seconds = Int(text), seconds > 0, seconds <= 86_400 else { throw SettingProblem("'\(text)' is not a number of seconds from 1 to 86400") }
             return .seconds(seconds)
         } ?? .seconds(300)
+        batchMaxMessages = try reader.parsed(.batchMaxMessages) { text in
+            guard let count = Int(text), count > 0, count <= 100_000 else { throw SettingProblem("'\(text)' is not a number from 1 to 100000") }
+            return count
+        } ?? 2000
         sources = reader.sources
     }
 
@@ -132,7 +137,7 @@ public struct Settings: Sendable {
             .httpAddress: httpAddress.description, .backorderPolicy: backorderPolicy.rawValue,
             .varianceUnits: String(varianceThresholds.absolute), .varianceFraction: String(varianceThresholds.fraction),
             .logFormat: logFormat.rawValue, .logLevel: logLevel.rawValue, .shutdownTimeout: String(shutdownTimeout.components.seconds),
-            .redisGrace: String(redisGrace.components.seconds),
+            .redisGrace: String(redisGrace.components.seconds), .batchMaxMessages: String(batchMaxMessages),
         ]
         return SettingDefinition.all.map { Effective(name: $0.environmentName, value: values[$0] ?? "", source: sources[$0] ?? .default) }
     }
@@ -158,6 +163,7 @@ public struct Settings: Sendable {
         settings.backorderPolicy = backorderPolicy
         settings.varianceThresholds = varianceThresholds
         settings.redisGrace = redisGrace
+        settings.maxBatchSize = batchMaxMessages
         return settings
     }
 

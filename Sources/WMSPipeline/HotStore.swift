@@ -128,7 +128,7 @@ public enum BackorderPolicy: String, Sendable, CaseIterable {
     case fillWhatFits = "fill-what-fits"
 }
 
-/// The Redis side of a batch: the hot store's scripts, the claims, and the display cache.
+/// The Redis side of a batch: the hot store's scripts and the claims.
 ///
 /// Nothing the worker writes for an event (claims, marks, order lines, pick
 /// tallies) expires before the event is committed in PostgreSQL, however long
@@ -145,13 +145,11 @@ final class HotStore {
     }
 
     let hot: RedisConnection
-    let displayCache: RedisConnection
     let graceMilliseconds: Int64
     let policy: BackorderPolicy
 
-    init(hot: RedisConnection, displayCache: RedisConnection, grace: Duration, policy: BackorderPolicy) {
+    init(hot: RedisConnection, grace: Duration, policy: BackorderPolicy) {
         self.hot = hot
-        self.displayCache = displayCache
         self.graceMilliseconds = max(1, Int64(grace / .milliseconds(1)))
         self.policy = policy
     }
@@ -287,12 +285,6 @@ final class HotStore {
             }
             return CancelledLine(lineId: lineId, sku: sku, locationId: location, known: known)
         } ?? []
-    }
-
-    /// Deletes the display-cache entry of every SKU, in one round trip.
-    func invalidateDisplay(skus: some Collection<String>) throws {
-        guard !skus.isEmpty else { return }
-        try displayCache.send(RedisCommand(["UNLINK"] + skus.map { RedisKeys.display(sku: $0) }))
     }
 
     /// The order lines and pick tallies a change's script may write, recording the

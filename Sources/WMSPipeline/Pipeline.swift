@@ -5,11 +5,16 @@ import Postgres
 import Redis
 import WMSStore
 
-/// The consume loop: poll a batch, take it through `BatchProcessor`, commit its
-/// offsets. A batch that fails is rewound and polled again after a backoff, so the
-/// consumer keeps polling (and its place in the group) through an outage of
-/// Kafka, Redis or PostgreSQL, and no offset is committed past an event whose
-/// effects are not durable.
+/// The consume loop: poll a batch, prepare it (`BatchPreparer`: decode, claims,
+/// Redis scripts, records), hand it to the commit lane (`BatchFinisher`:
+/// PostgreSQL, release, publish) and poll the next one while the lane works;
+/// commit each batch's offsets, in order, once the lane has finished it. A batch
+/// prepared while another is on the lane sees that one's decisions (`InFlight`).
+///
+/// A batch that fails is rewound, with the one on the lane if that one failed
+/// too, and polled again after a backoff, so the consumer keeps polling (and its
+/// place in the group) through an outage of Kafka, Redis or PostgreSQL, and no
+/// offset is committed past an event whose effects are not durable.
 ///
 /// Blocking: `run` owns its thread until `shouldStop` turns true.
 public final class Pipeline {
@@ -19,27 +24,45 @@ public final class Pipeline {
         public var hot: RedisConnection
         public var displayCache: RedisConnection
         public var postgres: PostgresConnection
+        /// The commit lane's own: it writes and releases batch N while the
+        /// pipeline thread prepares N+1 on `hot` and `postgres`.
+        public var commitHot: RedisConnection
+        public var commitPostgres: PostgresConnection
 
         public init(consumer: KafkaConsumer, producer: KafkaProducer, hot: RedisConnection, displayCache: RedisConnection,
-                    postgres: PostgresConnection) {
+                    postgres: PostgresConnection, commitHot: RedisConnection, commitPostgres: PostgresConnection) {
             self.consumer = consumer
             self.producer = producer
             self.hot = hot
             self.displayCache = displayCache
             self.postgres = postgres
+            self.commitHot = commitHot
+            self.commitPostgres = commitPostgres
         }
+    }
+
+    /// A batch that could not be finished or committed: rewound with the next.
+    private struct FailedBatch {
+        var messages: [KafkaMessage]
+        var error: any Error
     }
 
     let settings: PipelineSettings
     let consumer: KafkaConsumer
+    let producer: KafkaProducer
     let store: InventoryStore
-    let processor: BatchProcessor
+    let preparer: BatchPreparer
+    let lane: CommitLane
     let faults: FaultPoints
     let logger: Logger
     let metrics: PipelineMetrics
     public let status: PipelineStatus
     private let lagGauges = LagGauges()
     public private(set) var totals = BatchReport()
+    private var sinceSummary = BatchReport()
+    private var backoff: Backoff
+    /// The batch on the lane failed, found by a settle inside a poll (a revocation).
+    private var failed: FailedBatch?
 
     public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(),
                 metrics: PipelineMetrics = PipelineMetrics(), status: PipelineStatus = PipelineStatus(), logger: Logger) {
@@ -47,33 +70,40 @@ public final class Pipeline {
         self.metrics = metrics
         self.status = status
         self.consumer = connections.consumer
+        self.producer = connections.producer
         self.store = InventoryStore(db: connections.postgres)
         self.faults = faults
         self.logger = logger
-        self.processor = BatchProcessor(
-            settings: settings,
-            hotStore: HotStore(hot: connections.hot, displayCache: connections.displayCache,
-                               grace: settings.redisGrace, policy: settings.backorderPolicy),
-            store: store, producer: connections.producer, faults: faults, logger: logger)
+        self.backoff = Backoff(maximum: settings.maxRetryDelay)
+        self.preparer = BatchPreparer(
+            settings: settings, hotStore: HotStore(hot: connections.hot, grace: settings.redisGrace, policy: settings.backorderPolicy),
+            store: store, faults: faults, logger: logger)
+        self.lane = CommitLane(finisher: BatchFinisher(
+            settings: settings, hotStore: HotStore(hot: connections.commitHot, grace: settings.redisGrace, policy: settings.backorderPolicy),
+            displayCache: DisplayCache(connection: connections.displayCache), store: InventoryStore(db: connections.commitPostgres),
+            producer: connections.producer, faults: faults, logger: logger))
     }
 
-    /// Runs until `shouldStop()` is true between batches; then the batch in hand is
-    /// finished and committed (or, if a store is down, left for the next run), and
-    /// the consumer leaves the group.
+    /// Runs until `shouldStop()` is true between batches; then the batches in hand
+    /// are finished and committed (or, if a store is down, left for the next run),
+    /// and the consumer leaves the group.
     public func run(shouldStop: () -> Bool, sleep: (Duration) -> Void) throws {
         try consumer.subscribe(settings.topics)
+        // Partitions about to move are settled first: their offsets are committed
+        // while this member still owns them.
+        consumer.beforeRevoke = { [unowned self] _ in try? settle() }
+        defer {
+            consumer.beforeRevoke = nil
+            status.update { $0.stopped = true }
+        }
         publishLeftovers(shouldStop: shouldStop, sleep: sleep)
-        var backoff = Backoff(maximum: settings.maxRetryDelay)
         var lastSummary = ContinuousClock.now
         var lastIdleRun = ContinuousClock.now
-        var sinceSummary = BatchReport()
         var lastGauges = ContinuousClock.now - .seconds(60)
         var lastOutboxCount = ContinuousClock.now - .seconds(60)
-        defer { status.update { $0.stopped = true } }
         while !shouldStop() {
             let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
-            let started = ContinuousClock.now
-            status.update { $0.lastLoop = started }
+            status.update { $0.lastLoop = ContinuousClock.now }
             for change in consumer.takeRebalanceEvents() {
                 // The Kafka wrapper logs assignments and revocations; a loss is worse.
                 if case .lost(let partitions) = change {
@@ -85,66 +115,20 @@ public final class Pipeline {
             // With nothing to read, an empty batch now and then still does the work
             // that needs no message (lines left by a late cancellation).
             let idleRun = batch.isEmpty && ContinuousClock.now - lastIdleRun >= .seconds(5)
-            if idleRun {
-                lastIdleRun = ContinuousClock.now
+            if idleRun { lastIdleRun = ContinuousClock.now }
+            if let failed {
+                self.failed = nil
+                try retry(after: failed.error, rewinding: failed.messages + batch, sleep: sleep)
+            } else if batch.isEmpty && !idleRun {
+                // Caught up: the batch on the lane is committed now, not when the next message comes.
+                do { try settle() } catch { try retry(after: error, rewinding: [], sleep: sleep) }
+            } else {
                 do {
-                    let report = try processor.process([])
-                    metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
-                    if !report.decisions.isEmpty { sinceSummary.merge(report) }
-                    status.update {
-                        $0.failingSince = nil
-                        $0.lastError = nil
-                    }
+                    let prepared = try preparer.prepare(batch, inFlight: lane.inFlight, settleInFlight: settle)
+                    try settle()
+                    lane.start(prepared)
                 } catch {
-                    metrics.retried(after: error)
-                    status.update {
-                        $0.failingSince = $0.failingSince ?? started
-                        $0.lastError = "\(error)"
-                    }
-                    logger.warning("idle batch failed, trying again later", metadata: ["error": "\(error)"])
-                }
-            }
-            if !batch.isEmpty {
-                do {
-                    var report = try processor.process(batch)
-                    let committing = ContinuousClock.now
-                    let offsets = Self.nextOffsets(batch)
-                    try consumer.commit(offsets)
-                    report.stepTime["commit"] = ContinuousClock.now - committing
-                    faults.reached(.afterCommit)
-                    metrics.record(report, duration: ContinuousClock.now - started, committedAt: Date().timeIntervalSince1970)
-                    status.update {
-                        $0.committed.merge(offsets) { max($0, $1) }
-                        $0.failingSince = nil
-                        $0.lastError = nil
-                    }
-                    totals.merge(report)
-                    sinceSummary.merge(report)
-                    if report.deadLetterCount > 0 {
-                        logger.warning("messages sent to the dead-letter topic", metadata: [
-                            "count": "\(report.deadLetterCount)", "kafka.offsets": "\(Self.describe(batch))",
-                            "codes": "\(report.deadLetters.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
-                        ])
-                    }
-                    backoff.reset()
-                } catch let error as KafkaError where error.isFatal {
-                    // The producer or consumer cannot go on: exit, and let the restart
-                    // resume from the committed offsets with new clients.
-                    logger.critical("fatal Kafka error, stopping", metadata: ["error": "\(error)"])
-                    throw error
-                } catch {
-                    let delay = backoff.next()
-                    metrics.retried(after: error)
-                    status.update {
-                        $0.failingSince = $0.failingSince ?? started
-                        $0.lastError = "\(error)"
-                    }
-                    logger.error("batch failed, retrying", metadata: [
-                        "error": "\(error)", "retry_in": "\(delay)", "messages": "\(batch.count)",
-                        "retriable": "\(Self.isRetriable(error))", "kafka.offsets": "\(Self.describe(batch))",
-                    ])
-                    try rewind(batch)
-                    sleep(delay)
+                    try retry(after: error, rewinding: batch, sleep: sleep)
                 }
             }
             let now = ContinuousClock.now
@@ -154,24 +138,109 @@ public final class Pipeline {
                 if countOutbox { lastOutboxCount = now }
                 updateGauges(outbox: countOutbox)
             }
-            if ContinuousClock.now - lastSummary >= .seconds(10), sinceSummary.appliedCount + sinceSummary.duplicates + sinceSummary.deadLetterCount > 0 {
-                let batches = max(1, sinceSummary.batches)
-                logger.info("progress", metadata: [
-                    "applied": "\(sinceSummary.appliedCount)", "duplicates": "\(sinceSummary.duplicates)",
-                    "dead_letters": "\(sinceSummary.deadLetterCount)", "alerts": "\(sinceSummary.alerts.values.reduce(0, +))",
-                    "published": "\(sinceSummary.published)", "batches": "\(sinceSummary.batches)",
-                    "messages_per_batch": "\(sinceSummary.messages / batches)",
-                    // Milliseconds per batch in each step: where the time goes.
-                    "step_ms": "\(sinceSummary.stepTime.sorted { $0.key < $1.key }.map { "\($0.key)=\(($0.value / .milliseconds(1) / Double(batches) * 10).rounded() / 10)" }.joined(separator: ","))",
-                ])
-                sinceSummary = BatchReport()
-                lastSummary = ContinuousClock.now
+            if now - lastSummary >= .seconds(10) {
+                logSummary()
+                lastSummary = now
             }
+        }
+        do {
+            try settle()
+        } catch let error as KafkaError where error.isFatal {
+            throw error
+        } catch {
+            logger.warning("the last batch could not be finished: the next run repeats it", metadata: ["error": "\(error)"])
         }
         logger.info("stopping: leaving the consumer group", metadata: [
             "applied": "\(totals.appliedCount)", "duplicates": "\(totals.duplicates)", "dead_letters": "\(totals.deadLetterCount)",
         ])
         try consumer.close()
+    }
+
+    /// Waits for the batch on the commit lane, if any, and commits its offsets. If
+    /// it failed, or its offsets could not be committed, it is kept in `failed`
+    /// (to be rewound and run again) and the error is thrown.
+    private func settle() throws {
+        let waiting = ContinuousClock.now
+        guard let (batch, outcome) = lane.wait() else { return }
+        let waited = ContinuousClock.now - waiting
+        do {
+            var report = try outcome.get()
+            report.stepTime["wait", default: .zero] += waited
+            let committing = ContinuousClock.now
+            let offsets = Self.nextOffsets(batch.messages)
+            try consumer.commit(offsets)
+            report.stepTime["commit"] = ContinuousClock.now - committing
+            faults.reached(.afterCommit)
+            metrics.record(report, duration: ContinuousClock.now - batch.started, committedAt: Date().timeIntervalSince1970)
+            status.update {
+                $0.committed.merge(offsets) { max($0, $1) }
+                $0.failingSince = nil
+                $0.lastError = nil
+            }
+            if !batch.messages.isEmpty || !report.decisions.isEmpty {
+                totals.merge(report)
+                sinceSummary.merge(report)
+            }
+            if report.deadLetterCount > 0 {
+                logger.warning("messages sent to the dead-letter topic", metadata: [
+                    "count": "\(report.deadLetterCount)", "kafka.offsets": "\(Self.describe(batch.messages))",
+                    "codes": "\(report.deadLetters.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
+                ])
+            }
+            backoff.reset()
+        } catch {
+            failed = FailedBatch(messages: batch.messages, error: error)
+            throw error
+        }
+    }
+
+    /// After a failure: settles the batch on the lane (committed if it is fine),
+    /// rewinds what has to run again (with the lane's batch if that failed too),
+    /// and waits a backoff. A fatal Kafka error stops the worker instead: the
+    /// restart resumes from the committed offsets with new clients.
+    private func retry(after error: any Error, rewinding messages: [KafkaMessage], sleep: (Duration) -> Void) throws {
+        if let error = error as? KafkaError, error.isFatal {
+            logger.critical("fatal Kafka error, stopping", metadata: ["error": "\(error)"])
+            throw error
+        }
+        var messages = messages
+        do { try settle() } catch let error as KafkaError where error.isFatal { throw error } catch {}
+        if let failed {
+            messages = failed.messages + messages
+            self.failed = nil
+        }
+        let delay = backoff.next()
+        metrics.retried(after: error)
+        status.update {
+            $0.failingSince = $0.failingSince ?? ContinuousClock.now
+            $0.lastError = "\(error)"
+        }
+        if messages.isEmpty {
+            logger.warning("idle batch failed, trying again later", metadata: ["error": "\(error)"])
+        } else {
+            logger.error("batch failed, retrying", metadata: [
+                "error": "\(error)", "retry_in": "\(delay)", "messages": "\(messages.count)",
+                "retriable": "\(Self.isRetriable(error))", "kafka.offsets": "\(Self.describe(messages))",
+            ])
+            try rewind(messages)
+        }
+        sleep(delay)
+    }
+
+    /// What the last seconds did, with the milliseconds per batch in each step:
+    /// where the time goes.
+    private func logSummary() {
+        let summary = sinceSummary
+        guard summary.appliedCount + summary.duplicates + summary.deadLetterCount > 0 else { return }
+        let batches = max(1, summary.batches)
+        logger.info("progress", metadata: [
+            "applied": "\(summary.appliedCount)", "duplicates": "\(summary.duplicates)",
+            "dead_letters": "\(summary.deadLetterCount)", "alerts": "\(summary.alerts.values.reduce(0, +))",
+            "published": "\(summary.published)", "batches": "\(summary.batches)",
+            "messages_per_batch": "\(summary.messages / batches)",
+            "step_ms": "\(summary.stepTime.sorted { $0.key < $1.key }.map { "\($0.key)=\(($0.value / .milliseconds(1) / Double(batches) * 10).rounded() / 10)" }.joined(separator: ","))",
+        ])
+        sinceSummary = BatchReport()
     }
 
     /// Lag per partition (cached watermarks, no round trip) every second; the
@@ -222,7 +291,7 @@ public final class Pipeline {
             do {
                 let pending = try store.allPendingOutbox(limit: 10_000)
                 if !pending.isEmpty {
-                    try OutboxPublisher(producer: processor.producer, logger: logger).publish(pending)
+                    try OutboxPublisher(producer: producer, logger: logger).publish(pending)
                     try store.markPublished(pending.map(\.messageId))
                     logger.info("published outbox rows left by an earlier run", metadata: ["count": "\(pending.count)"])
                 }

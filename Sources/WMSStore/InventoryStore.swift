@@ -29,7 +29,8 @@ public final class InventoryStore {
     /// Writes the batch in one transaction. Everything is keyed (eventId, messageId,
     /// source offset), and what is already there is skipped: writing the same batch
     /// twice changes nothing, and quantities move only for events new to the table.
-    public func write(_ batch: BatchRecords) throws {
+    /// `beforeCommit` runs with every row written, before COMMIT (a test's crash point).
+    public func write(_ batch: BatchRecords, beforeCommit: () -> Void = {}) throws {
         guard !batch.isEmpty else { return }
         try db.withTransaction { db in
             // Only events this transaction inserted write their records: another
@@ -43,6 +44,7 @@ public final class InventoryStore {
             try writeLateCancellations(batch.lateCancellations, db)
             try findLinesCancelledMeanwhile(batch, db)
             try holdReleasedBeforeConfirmation(batch.releasedBeforeConfirmation, db)
+            beforeCommit()
         }
     }
 

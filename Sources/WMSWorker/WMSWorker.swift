@@ -41,6 +41,7 @@ struct SettingsOptions: ParsableArguments {
     @Option(name: .customLong("log-format"), help: .init(SettingDefinition.logFormat.help, valueName: "format")) var logFormat: String?
     @Option(name: .customLong("log-level"), help: .init(SettingDefinition.logLevel.help, valueName: "level")) var logLevel: String?
     @Option(name: .customLong("redis-grace"), help: .init(SettingDefinition.redisGrace.help, valueName: "seconds")) var redisGrace: String?
+    @Option(name: .customLong("batch-max-messages"), help: .init(SettingDefinition.batchMaxMessages.help, valueName: "n")) var batchMaxMessages: String?
     @Option(name: .customLong("shutdown-timeout"), help: .init(SettingDefinition.shutdownTimeout.help, valueName: "seconds")) var shutdownTimeout: String?
 
     var layers: SettingLayers {
@@ -50,7 +51,7 @@ struct SettingsOptions: ParsableArguments {
             (.alertsTopic, alertsTopic), (.allocationsTopic, allocationsTopic), (.deadLetterTopic, deadLetterTopic),
             (.httpAddress, httpAddress), (.backorderPolicy, backorderPolicy), (.varianceUnits, varianceUnits),
             (.varianceFraction, varianceFraction), (.logFormat, logFormat), (.logLevel, logLevel), (.shutdownTimeout, shutdownTimeout),
-            (.redisGrace, redisGrace),
+            (.redisGrace, redisGrace), (.batchMaxMessages, batchMaxMessages),
         ]
         return SettingLayers(flags: Dictionary(uniqueKeysWithValues: given.compactMap { definition, value in value.map { (definition, $0) } }),
                              kafkaPropertyFlags: kafkaProperty)

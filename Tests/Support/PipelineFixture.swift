@@ -95,7 +95,8 @@ public struct PipelineFixture: Sendable {
             producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: producerProperties),
                                         logger: Self.logger),
             hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
-            postgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
+            postgres: try PostgresConnection(url: schema.url), commitHot: try RedisConnection(url: redisURL),
+            commitPostgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
         try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
         return pipeline.totals
     }

@@ -473,7 +473,8 @@ struct ReconcileFixture: Sendable {
         let pipeline = Pipeline(settings: settings, connections: Pipeline.Connections(
             consumer: try KafkaConsumer(config: consumer, logger: Self.logger),
             producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: TestEnvironment.kafkaBrokers), logger: Self.logger),
-            hot: try redis(), displayCache: try redis(), postgres: try PostgresConnection(url: schemaURL ?? schema.url)),
+            hot: try redis(), displayCache: try redis(), postgres: try PostgresConnection(url: schemaURL ?? schema.url),
+            commitHot: try redis(), commitPostgres: try PostgresConnection(url: schemaURL ?? schema.url)),
             logger: Self.logger)
         let deadline = ContinuousClock.now + .seconds(60)
         try pipeline.run(shouldStop: {

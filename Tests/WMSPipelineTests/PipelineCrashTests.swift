@@ -11,8 +11,28 @@ import WMSPipeline
 @Suite struct PipelineCrashTests {
     static let steps = FaultPoints.Step.allCases.map(\.rawValue)
 
+    /// The commit lane's steps, where it can hold one batch while the next is prepared.
+    static let laneSteps = [FaultPoints.Step.afterDisplayInvalidation, .beforePostgresCommit, .afterPostgres, .afterRelease, .afterPublish,
+                            .afterMarkPublished].map(\.rawValue)
+
     @Test(arguments: steps)
     func aCrashBetweenStepsIsRepairedByTheRestart(step: String) async throws {
+        try await crashAndRestart(faults: ["WMS_TEST_FAULT": step], batchSize: 2000, stoppedAt: step)
+    }
+
+    /// Two batches in flight: the commit lane holds batch 1 at one of its steps
+    /// (in the PostgreSQL transaction, say) while batch 2 is prepared, and the
+    /// worker dies once batch 2's scripts have run in Redis.
+    @Test(arguments: laneSteps)
+    func aCrashWithTwoBatchesInFlightIsRepairedByTheRestart(held: String) async throws {
+        try await crashAndRestart(faults: ["WMS_TEST_FAULT": "after-redis:2", "WMS_TEST_FAULT_HOLD": held], batchSize: 5,
+                                  stoppedAt: "\(held) reached, holding")
+    }
+
+    /// Runs the events below with a worker that dies at a fault point, then with
+    /// one that finishes; the outcome must be a run's without a crash.
+    /// `stoppedAt`: what the crashed worker's log must show it reached.
+    func crashAndRestart(faults: [String: String], batchSize: Int, stoppedAt: String) async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("S")
         let events = [
@@ -26,10 +46,12 @@ import WMSPipeline
             WMSEvents.transferReceived("\(f.id)-8", at: "FC2", from: "FC1", [(sku, 5)]),     // fills O2
             OrderEvents.cancelled("\(f.id)-9", order: "O1"),                                   // releases 3
         ]
-        let environment = f.workerEnvironment
+        // The first five events hold no order event: a batch of them commits
+        // without waiting for the next, which reads no order it writes.
+        let environment = f.workerEnvironment.merging(["WMS_BATCH_MAX_MESSAGES": "\(batchSize)"]) { $1 }
         let outcome = try await blocking {
             try f.produce(events, partition: 0)
-            let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": step]) { $1 })
+            let crashed = try WorkerProcess(["run"], environment: environment.merging(faults) { $1 })
             let crashStatus = try crashed.waitForExit(timeout: .seconds(90))
             let crashLog = crashed.log
 
@@ -43,9 +65,10 @@ import WMSPipeline
                     try f.allocationMessages(expecting: 3), try f.allocationRows())
         }
         let (crashStatus, crashLog, done, restartStatus, restartLog, levels, redis, alerts, dead, allocations, rows) = outcome
-        #expect(crashStatus == 128 + SIGABRT, "the worker did not stop at \(step):\n\(crashLog.suffix(2000))")
+        #expect(crashStatus == 128 + SIGABRT, "the worker did not abort:\n\(crashLog.suffix(2000))")
+        #expect(crashLog.contains("test fault point \(stoppedAt)"), "the worker did not reach \(stoppedAt):\n\(crashLog.suffix(2000))")
         #expect(done, "the restarted worker did not finish:\n\(restartLog.suffix(3000))")
-        #expect(restartStatus == 0)
+        #expect(restartStatus == 0, "the restarted worker failed:\n\(restartLog.suffix(3000))")
         // The same as a run without a crash.
         #expect(levels == ["\(sku)@FC1": [10 - 12 + 40 - 5, -12 + 3 - 3, 0, 0, 12, 0, 0], "\(sku)@FC2": [5, 4, 0, 0, 0, 0, 0]])
         #expect(redis["\(sku)@FC1"] == [33, -12, 0, 0, 12, 0, 0, 45])

@@ -109,6 +109,9 @@ final class RDKafkaContext: @unchecked Sendable {
     var rebalanceEvents: [KafkaRebalanceEvent] = []
     var assignment: Set<KafkaTopicPartition> = []
     var deliveries = DeliveryBatch()
+    /// Called before partitions are taken away, while their offsets can still be
+    /// committed: the owner settles what it has in flight for them.
+    var beforeRevoke: ((_ partitions: [KafkaTopicPartition]) -> Void)?
 
     init(logger: Logger) { self.logger = logger }
 
@@ -155,8 +158,8 @@ final class RDKafkaContext: @unchecked Sendable {
     }
 
     /// Assigns or unassigns as librdkafka asks, eagerly or cooperatively per the
-    /// group's protocol, and records what changed. The worker stores and commits
-    /// offsets before it polls again, so there is nothing in flight to settle here.
+    /// group's protocol, and records what changed. Before a revocation the owner's
+    /// `beforeRevoke` settles what it has in flight (a batch still being written).
     func rebalance(handle: OpaquePointer, code: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         let changed = [KafkaTopicPartition](partitions)
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
@@ -173,6 +176,7 @@ final class RDKafkaContext: @unchecked Sendable {
             rebalanceEvents.append(.assigned(changed))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let lost = rd_kafka_assignment_lost(handle) != 0
+            beforeRevoke?(changed)
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle, partitions) { failure = KafkaError(consuming: error) }
             } else {

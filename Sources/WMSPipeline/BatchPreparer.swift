@@ -25,28 +25,71 @@ public struct BatchReport: Sendable {
     public var deadLetterCount: Int { deadLetters.values.reduce(0, +) }
 }
 
-/// Takes one batch of messages through every step of the contract (section 4):
-/// find what PostgreSQL already holds, run the Redis scripts for the rest, write the
-/// batch in one transaction, invalidate the display cache, publish the outbox and
-/// wait for the broker. Each step is idempotent, so a batch that failed half way
-/// (or a process killed half way) is simply run again.
+/// A batch whose Redis scripts have run: what the commit lane needs to make it
+/// durable (`BatchFinisher`), and what a batch prepared meanwhile must know of it.
+struct PreparedBatch: Sendable {
+    var messages: [KafkaMessage]
+    var started: ContinuousClock.Instant
+    var report: BatchReport
+    var records: BatchRecords
+    /// Every SKU whose display-cache entry goes, this batch's and its duplicates'.
+    var displaySKUs: Set<String>
+    /// What the release after the commit lets expire (see `HotStore.release`).
+    var releases: [(change: SKUChange, fills: [SKUResult.Filled]?)]
+    var eventKeys: Set<String>
+    /// Events found applied, whose outbox rows a crashed run may have left.
+    var duplicateIDs: [String]
+
+    /// What the batch changes in PostgreSQL that the next one may read.
+    var inFlight: InFlight {
+        let records = records
+        var orders = Set(records.confirmedLines.map(\.orderId))
+        orders.formUnion(records.filledLines.map(\.orderId))
+        orders.formUnion(records.cancelledLines.map(\.orderId))
+        orders.formUnion(records.orderCancellations.map(\.orderId))
+        orders.formUnion(records.ledger.compactMap(\.orderId))
+        orders.formUnion((records.lateCancellations + records.releasedBeforeConfirmation).map(\.pending.orderId))
+        return InFlight(digests: Dictionary(records.events.map { ($0.eventId, $0.digest) }, uniquingKeysWith: { first, _ in first }),
+                        orders: orders,
+                        touchesPendingCancellations: !records.lateCancellations.isEmpty || !records.releasedBeforeConfirmation.isEmpty)
+    }
+}
+
+/// What a batch still being written (on the commit lane) means for the next one,
+/// prepared meanwhile: its events count as applied, and what it writes of orders
+/// and pending cancellations is read only after its commit. Everything else the
+/// next batch needs, Redis already holds: claims, marks, lines and tallies stay
+/// until the release that follows the commit.
+struct InFlight: Sendable {
+    /// eventId and digest of every event the batch applies.
+    var digests: [String: String] = [:]
+    /// Orders whose PostgreSQL rows the batch writes.
+    var orders: Set<String> = []
+    /// It releases or holds pending cancellations.
+    var touchesPendingCancellations = false
+}
+
+/// Takes a batch through the steps of the contract (section 4) up to its Redis
+/// scripts, on the pipeline thread: decode, find what PostgreSQL already holds,
+/// claim, plan, run the scripts, and turn their answers into the records to
+/// write and the messages to send. `BatchFinisher` does the rest on the commit
+/// lane while the next batch is prepared here. Each step is idempotent, so a
+/// batch that failed half way (or a process killed half way) is simply run again.
 ///
 /// Blocking: runs on the pipeline's dedicated thread.
-final class BatchProcessor {
+final class BatchPreparer {
     let settings: PipelineSettings
     let hotStore: HotStore
     let store: InventoryStore
-    let producer: KafkaProducer
     let faults: FaultPoints
     let logger: Logger
     let now: @Sendable () -> Int64
 
-    init(settings: PipelineSettings, hotStore: HotStore, store: InventoryStore, producer: KafkaProducer,
-         faults: FaultPoints, logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+    init(settings: PipelineSettings, hotStore: HotStore, store: InventoryStore, faults: FaultPoints, logger: Logger,
+         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.settings = settings
         self.hotStore = hotStore
         self.store = store
-        self.producer = producer
         self.faults = faults
         self.logger = logger
         self.now = now
@@ -59,15 +102,26 @@ final class BatchProcessor {
         case deadLetter(BadEvent)
     }
 
-    func process(_ messages: [KafkaMessage]) throws -> BatchReport {
+    /// `inFlight`: the batch the commit lane is writing, if any; `settleInFlight`
+    /// waits for its commit (and throws if it failed), for when this batch reads
+    /// what it writes.
+    func prepare(_ messages: [KafkaMessage], inFlight: InFlight?, settleInFlight: () throws -> Void) throws -> PreparedBatch {
+        let started = ContinuousClock.now
         var report = BatchReport()
         report.batches = 1
         report.messages = messages.count
-        var clock = ContinuousClock.now
+        var clock = started
         func lap(_ step: String) {
             let now = ContinuousClock.now
             report.stepTime[step, default: .zero] += now - clock
             clock = now
+        }
+        var inFlight = inFlight ?? InFlight()
+        // The wait counts in the settled batch's report, not in a step of this one.
+        func settle() throws {
+            try settleInFlight()
+            inFlight = InFlight()
+            clock = ContinuousClock.now
         }
         let decoded = messages.map { EventDecoder.decode($0.value) }
         lap("decode")
@@ -79,16 +133,20 @@ final class BatchProcessor {
         // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
         // before anything is applied: conflicting payloads touching different SKUs,
         // or a resend after a crash, cannot both land. Of those it holds, the ones
-        // whose keys a crash left unreleased are found.
+        // whose keys a crash left unreleased are found. Those of the batch in
+        // flight are its to claim and release.
         var claims: [(eventId: String, digest: String)] = []
         var known: [String] = []
         for case .success(let event) in decoded {
-            if stored[event.event.eventId] == nil { claims.append((event.event.eventId, event.digest)) } else { known.append(event.event.eventId) }
+            let id = event.event.eventId
+            if stored[id] != nil { known.append(id) } else if inFlight.digests[id] == nil { claims.append((id, event.digest)) }
         }
         let standing = try hotStore.claim(claims, known: Array(Set(known)))
         lap("claim")
-        var dispositions = Self.plan(decoded, stored: stored, standing: standing.standing)
-        let orders = try orderContext(dispositions)
+        var dispositions = Self.plan(decoded, stored: stored.merging(inFlight.digests) { stored, _ in stored }, standing: standing.standing)
+        let (orderIds, cancelledOrders) = Self.orders(dispositions)
+        if !inFlight.orders.isDisjoint(with: orderIds) { try settle() }
+        let orders = try orderContext(orderIds, cancelled: cancelledOrders)
         Self.rejectChangedLines(&dispositions, orders: orders)
         let unreleased = dispositions.compactMap { disposition -> DecodedEvent? in
             guard case .alreadyApplied(let decoded) = disposition, standing.unreleased.contains(decoded.event.eventId) else { return nil }
@@ -117,39 +175,28 @@ final class BatchProcessor {
 
         var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes, orders: orders,
                                    nowMs: nowMs, report: &report)
+        if inFlight.touchesPendingCancellations { try settle() }
         let lateChanges = try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
         lap("records")
-        // Right after the hot store changed, before PostgreSQL: a retry after a
-        // crash past the commit may no longer know what a late release touched.
-        // Events applied before count too: a run that died after its scripts may
-        // not have got here.
-        try hotStore.invalidateDisplay(skus: Set(changes.map(\.sku) + lateChanges.map(\.sku)
-            + dispositions.flatMap { disposition -> [String] in
-                guard case .alreadyApplied(let decoded) = disposition else { return [] }
-                return decoded.event.skus(orders: orders.lines)
-            }))
-        lap("display")
-        faults.reached(.afterDisplayInvalidation)
-        try store.write(records)
-        lap("postgres")
-        faults.reached(.afterPostgres)
 
-        // PostgreSQL now answers for what the batch wrote in Redis: it may go after
-        // the grace. So may what a crash past an earlier commit left; and so may
-        // every claim standing for this batch's payload, whether this run made it
-        // or a run before it that died.
+        // PostgreSQL will answer for what the batch wrote in Redis: after the
+        // commit it may go, after the grace. So may what a crash past an earlier
+        // commit left; and so may every claim standing for this batch's payload,
+        // whether this run made it or a run before it that died.
         let recalled = Self.skuChanges(unreleased.map { .apply($0) }, orders: OrderContext(), cancelledLines: cancelledLines,
                                        everyLine: true).changes
         let held = decoded.compactMap { try? $0.get() }.filter { standing.standing[$0.event.eventId] == $0.digest }
-        let released = zip(changes, outcomes).compactMap { change, outcome in outcome.result.map { (change, Optional($0.fills)) } }
+        let releases = zip(changes, outcomes).compactMap { change, outcome in outcome.result.map { (change, Optional($0.fills)) } }
             + lateChanges.map { ($0, Optional([SKUResult.Filled]())) } + recalled.map { ($0, nil) }
-        try hotStore.release(released, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)))
-        lap("release")
-        faults.reached(.afterRelease)
-
-        report.published = try publish(records, dispositions)
-        lap("publish")
-        return report
+        let duplicates = dispositions.compactMap { disposition -> DecodedEvent? in
+            if case .alreadyApplied(let decoded) = disposition { decoded } else { nil }
+        }
+        // Events applied before count too: a run that died after its scripts may
+        // not have invalidated their SKUs.
+        let displaySKUs = Set(changes.map(\.sku) + lateChanges.map(\.sku) + duplicates.flatMap { $0.event.skus(orders: orders.lines) })
+        return PreparedBatch(messages: messages, started: started, report: report, records: records, displaySKUs: displaySKUs,
+                             releases: releases, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)),
+                             duplicateIDs: duplicates.map(\.event.eventId))
     }
 
     /// An event of several SKUs is checked whole before any SKU of it is applied:
@@ -267,8 +314,9 @@ final class BatchProcessor {
     }
 
     /// The orders of the events to apply, and of duplicate cancellations, whose
-    /// SKUs (their order's) are invalidated in the display cache.
-    private func orderContext(_ dispositions: [Disposition]) throws -> OrderContext {
+    /// SKUs (their order's) are invalidated in the display cache; and of those,
+    /// the orders cancellations name (whose picks they count).
+    static func orders(_ dispositions: [Disposition]) -> (all: Set<String>, cancelled: Set<String>) {
         var orderIds: Set<String> = []
         var cancelledOrders: Set<String> = []
         for disposition in dispositions {
@@ -287,9 +335,14 @@ final class BatchProcessor {
                 break
             }
         }
+        return (orderIds, cancelledOrders)
+    }
+
+    /// What PostgreSQL knows of these orders.
+    private func orderContext(_ orderIds: Set<String>, cancelled: Set<String>) throws -> OrderContext {
         guard !orderIds.isEmpty else { return OrderContext() }
         return OrderContext(lines: try store.orderLines(of: Array(orderIds)), cancelled: try store.cancellations(of: Array(orderIds)),
-                            picks: try store.pickHistories(of: Array(cancelledOrders)))
+                            picks: try store.pickHistories(of: Array(cancelled)))
     }
 
     /// An order line is decided once: a confirmation that gives a line PostgreSQL
@@ -584,23 +637,6 @@ final class BatchProcessor {
             records.outbox.append(OutboundMessages.alert(alert, topic: settings.alertsTopic))
             report.alerts[alert.alertType, default: 0] += 1
         }
-    }
-
-    /// Publishes what the outbox holds for this batch (its own rows, and rows a
-    /// crashed run left for events of this batch) and the oldest rows still
-    /// unacknowledged whatever caused them (a late cancellation's, say, whose
-    /// publish failed: no event brings it back), in the order they were written;
-    /// waits for every acknowledgement, then marks them published.
-    private func publish(_ records: BatchRecords, _ dispositions: [Disposition]) throws -> Int {
-        let duplicateIDs = dispositions.compactMap { if case .alreadyApplied(let decoded) = $0 { decoded.event.eventId } else { nil } }
-        let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
-                                              messageIds: records.outbox.map(\.messageId), oldest: 1000)
-        guard !pending.isEmpty else { return 0 }
-        try OutboxPublisher(producer: producer, logger: logger).publish(pending)
-        faults.reached(.afterPublish)
-        try store.markPublished(pending.map(\.messageId))
-        faults.reached(.afterMarkPublished)
-        return pending.count
     }
 }
 

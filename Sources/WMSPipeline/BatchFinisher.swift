@@ -1,0 +1,84 @@
+import Kafka
+import Logging
+import Redis
+import WMSStore
+
+/// Makes a prepared batch durable, on the commit lane, while the pipeline thread
+/// prepares the next one: invalidate the display cache, write the batch in one
+/// PostgreSQL transaction, release its Redis keys to their grace, publish its
+/// outbox and wait for the broker. Each step is idempotent, so a batch that failed
+/// half way (or a process killed half way) is simply prepared and finished again.
+///
+/// Blocking: runs on the commit lane's dedicated thread, with connections of its own.
+final class BatchFinisher {
+    let settings: PipelineSettings
+    let hotStore: HotStore
+    let displayCache: DisplayCache
+    let store: InventoryStore
+    let producer: KafkaProducer
+    let faults: FaultPoints
+    let logger: Logger
+
+    init(settings: PipelineSettings, hotStore: HotStore, displayCache: DisplayCache, store: InventoryStore, producer: KafkaProducer,
+         faults: FaultPoints, logger: Logger) {
+        self.settings = settings
+        self.hotStore = hotStore
+        self.displayCache = displayCache
+        self.store = store
+        self.producer = producer
+        self.faults = faults
+        self.logger = logger
+    }
+
+    /// The batch's report, with the time of each step added.
+    func finish(_ batch: PreparedBatch) throws -> BatchReport {
+        var report = batch.report
+        var clock = ContinuousClock.now
+        func lap(_ step: String) {
+            let now = ContinuousClock.now
+            report.stepTime[step, default: .zero] += now - clock
+            clock = now
+        }
+        // Before PostgreSQL: a retry after a crash past the commit may no longer
+        // know what a late release touched.
+        try displayCache.invalidate(skus: batch.displaySKUs)
+        lap("display")
+        faults.reached(.afterDisplayInvalidation)
+        try store.write(batch.records) { faults.reached(.beforePostgresCommit) }
+        lap("postgres")
+        faults.reached(.afterPostgres)
+        try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
+        lap("release")
+        faults.reached(.afterRelease)
+        report.published = try publish(batch.records, duplicateIDs: batch.duplicateIDs)
+        lap("publish")
+        return report
+    }
+
+    /// Publishes what the outbox holds for this batch (its own rows, and rows a
+    /// crashed run left for events of this batch) and the oldest rows still
+    /// unacknowledged whatever caused them (a late cancellation's, say, whose
+    /// publish failed: no event brings it back), in the order they were written;
+    /// waits for every acknowledgement, then marks them published.
+    private func publish(_ records: BatchRecords, duplicateIDs: [String]) throws -> Int {
+        let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
+                                              messageIds: records.outbox.map(\.messageId), oldest: 1000)
+        guard !pending.isEmpty else { return 0 }
+        try OutboxPublisher(producer: producer, logger: logger).publish(pending)
+        faults.reached(.afterPublish)
+        try store.markPublished(pending.map(\.messageId))
+        faults.reached(.afterMarkPublished)
+        return pending.count
+    }
+}
+
+/// The display cache of the product pages: the worker only deletes its entries.
+struct DisplayCache {
+    let connection: RedisConnection
+
+    /// Deletes the entry of every SKU, in one round trip.
+    func invalidate(skus: some Collection<String>) throws {
+        guard !skus.isEmpty else { return }
+        try connection.send(RedisCommand(["UNLINK"] + skus.map { RedisKeys.display(sku: $0) }))
+    }
+}
