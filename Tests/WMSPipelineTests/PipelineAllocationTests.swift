@@ -224,4 +224,37 @@ import WMSStore
         ])
         try await f.schema.drop()
     }
+
+    /// One message per batch: each batch is prepared while the one before it is
+    /// still being written on the commit lane. A cancellation right behind its
+    /// order's confirmation, and a resend right behind its original, must come
+    /// out as they would in one batch: the line released at once (not through the
+    /// late path of two workers side by side), the resend a duplicate.
+    @Test func batchesPreparedWhileTheOneBeforeIsWrittenSeeItsDecisions() async throws {
+        var fixture = try await PipelineFixture.create()
+        fixture.maxBatchSize = 1
+        let f = fixture
+        let sku = f.sku("S")
+        let confirmation = OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])
+        let outcome = try await blocking {
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)]), confirmation, confirmation,
+                           OrderEvents.cancelled("\(f.id)-c", order: "O"),
+                           OrderEvents.confirmed("\(f.id)-p", order: "P", [("1", sku, "FC1", 2, nil)])], partition: 0)
+            let report = try f.run(untilSeen: 5)
+            return (report, try f.query("SELECT count(*) AS n FROM pending_cancellations").first!["n"].int(), try f.allocationRows(),
+                    try f.redisLevels(["\(sku)@FC1"]), try f.postgresLevels(), try f.allocationMessages(expecting: 3))
+        }
+        let (report, pending, rows, redis, postgres, messages) = outcome
+        #expect(report.appliedCount == 4)
+        #expect(report.duplicates == 1)
+        #expect(report.decisions["cancelled late"] == nil)
+        #expect(pending == 0)
+        #expect(rows == ["O/1": "available/cancelled/3", "P/1": "available/allocated/0"])
+        #expect(redis["\(sku)@FC1"] == [10, 2, 0, 0, 0, 0, 0, 8])
+        #expect(postgres["\(sku)@FC1"] == [10, 2, 0, 0, 0, 0, 0])
+        #expect(messages.compactMap { $0["messageId"]?.stringValue } == [
+            "allocation:\(f.id)-o|O|FC1", "allocation-cancelled:\(f.id)-c|O|FC1", "allocation:\(f.id)-p|P|FC1",
+        ])
+        try await f.schema.drop()
+    }
 }
