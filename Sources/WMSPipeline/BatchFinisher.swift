@@ -50,8 +50,7 @@ final class BatchFinisher {
         try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
         lap("release")
         faults.reached(.afterRelease)
-        report.published = try publish(batch.records, duplicateIDs: batch.duplicateIDs)
-        lap("publish")
+        report.published = try publish(batch.records, duplicateIDs: batch.duplicateIDs, lap: lap)
         return report
     }
 
@@ -60,13 +59,18 @@ final class BatchFinisher {
     /// unacknowledged whatever caused them (a late cancellation's, say, whose
     /// publish failed: no event brings it back), in the order they were written;
     /// waits for every acknowledgement, then marks them published.
-    private func publish(_ records: BatchRecords, duplicateIDs: [String]) throws -> Int {
+    /// `lap`: the PostgreSQL reads and writes count as step `outbox`, the
+    /// broker's part as `publish`.
+    private func publish(_ records: BatchRecords, duplicateIDs: [String], lap: (String) -> Void) throws -> Int {
         let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
                                               messageIds: records.outbox.map(\.messageId), oldest: 1000)
+        lap("outbox")
         guard !pending.isEmpty else { return 0 }
         try OutboxPublisher(producer: producer, logger: logger).publish(pending)
+        lap("publish")
         faults.reached(.afterPublish)
         try store.markPublished(pending.map(\.messageId))
+        lap("outbox")
         faults.reached(.afterMarkPublished)
         return pending.count
     }
