@@ -13,7 +13,7 @@ struct Simulator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wms-simulator",
         abstract: "Generate warehouse events into Kafka and verify the stores against the contract's arithmetic.",
-        subcommands: [Day.self, Verify.self])
+        subcommands: [Day.self, Verify.self, Probe.self])
 }
 
 /// What a generated day must leave behind, written by `day` for `verify`.
@@ -328,6 +328,50 @@ extension Verify {
         } while ContinuousClock.now < deadline
         guard let first, let last, last.at > first.at else { return (behind, nil) }
         return (behind, (last.committed - first.committed, (last.at - first.at) / .seconds(1)))
+    }
+}
+
+/// Latency from produce to the hot store: one receipt every interval, each for
+/// a SKU of its own, timed from just before it is produced until its Redis hash
+/// exists. Run it beside a stream; it prints the median, the 99th percentile
+/// and the worst, in milliseconds.
+struct Probe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time probe events from produce until their Redis hash exists.")
+
+    @Option(help: "Seconds to probe.") var seconds = 20
+    @Option(help: "Milliseconds between probes.") var intervalMs = 100
+
+    func run() async throws {
+        let brokers = try environment("WMS_KAFKA_BROKERS")
+        let redisURL = try RedisURL(try environment("WMS_REDIS_URL"))
+        let (seconds, interval) = (seconds, Duration.milliseconds(intervalMs))
+        let prefix = "P\(UInt32.random(in: 0..<UInt32.max) % 100_000)-"
+        let latencies = try await DedicatedThread(name: "wms.probe").run { () -> [Double] in
+            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["linger.ms": "0"]),
+                                             logger: Logger(label: "wms-simulator"))
+            let redis = try RedisConnection(url: redisURL)
+            var latencies: [Double] = []
+            let end = ContinuousClock.now + .seconds(seconds)
+            var next = ContinuousClock.now
+            while next < end {
+                let id = "\(prefix)probe-\(latencies.count + 1)"
+                let sku = "\(prefix)PROBE-\(latencies.count + 1)"
+                let event = #"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","source":"wms","purchaseOrderId":"PO-\#(id)","items":[{"sku":"\#(sku)","quantity":1}]}"#
+                let sent = ContinuousClock.now
+                try producer.deliver([KafkaOutboundMessage(topic: "wms.receiving", key: Array(id.utf8), value: Array(event.utf8))])
+                while try redis.send("EXISTS", "inventory:live:{\(sku)}:FC1").int != 1 {
+                    guard ContinuousClock.now - sent < .seconds(30) else { throw ValidationError("probe \(id) not applied within 30 s") }
+                    usleep(200)
+                }
+                latencies.append((ContinuousClock.now - sent) / .milliseconds(1))
+                next += interval
+                if next > ContinuousClock.now { Thread.sleep(forTimeInterval: (next - ContinuousClock.now) / .seconds(1)) }
+            }
+            return latencies
+        }
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
+        print(String(format: "probes %d p50_ms %.1f p99_ms %.1f max_ms %.1f", sorted.count, percentile(0.5), percentile(0.99), sorted.last ?? 0))
     }
 }
 
