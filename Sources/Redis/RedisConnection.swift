@@ -47,7 +47,10 @@ public final class RedisConnection {
         try send(RedisCommand([name] + arguments))
     }
 
-    /// Sends every command, then reads every reply: one round trip for all of them.
+    /// Sends every command and reads every reply, pipelined: commands go out in
+    /// chunks, and while Redis works on one chunk this side formats the next and
+    /// reads the replies of the one before, so neither waits for the other as it
+    /// would with everything sent first and read after.
     /// A server error for one command is returned in its place (`.error`), so the
     /// caller sees which ones failed; a connection error throws, and then none of
     /// the replies are known.
@@ -55,21 +58,45 @@ public final class RedisConnection {
         assert(DedicatedThread.isCurrent, "blocking Redis call off a DedicatedThread")
         guard !commands.isEmpty else { return [] }
         let context = try connectIfNeeded()
-        for command in commands {
-            try append(command, to: context)
-        }
         var replies: [RESPValue] = []
         replies.reserveCapacity(commands.count)
-        for _ in commands {
-            var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                throw dropConnection(context)
+        var sent = 0
+        while sent < commands.count {
+            let end = min(sent + Self.chunk, commands.count)
+            for command in commands[sent..<end] {
+                try append(command, to: context)
             }
-            let reply = raw.assumingMemoryBound(to: redisReply.self)
-            replies.append(Self.copy(reply))
-            freeReplyObject(raw)
+            try flush(context)
+            // The chunk before this one: Redis has been working on it meanwhile.
+            while replies.count < sent {
+                replies.append(try readReply(context))
+            }
+            sent = end
+        }
+        while replies.count < commands.count {
+            replies.append(try readReply(context))
         }
         return replies
+    }
+
+    /// Commands per chunk of a pipeline: enough to keep Redis busy while the
+    /// next chunk is formatted, few enough that it starts early.
+    static let chunk = 128
+
+    private func flush(_ context: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        var done: Int32 = 0
+        while done == 0 {
+            guard redisBufferWrite(context, &done) == REDIS_OK else { throw dropConnection(context) }
+        }
+    }
+
+    private func readReply(_ context: UnsafeMutablePointer<redisContext>) throws(RedisError) -> RESPValue {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw dropConnection(context)
+        }
+        defer { freeReplyObject(raw) }
+        return Self.copy(raw.assumingMemoryBound(to: redisReply.self))
     }
 
     // MARK: Scripts
