@@ -340,22 +340,21 @@ struct Probe: AsyncParsableCommand {
 
     @Option(help: "Seconds to probe.") var seconds = 20
     @Option(help: "Milliseconds between probes.") var intervalMs = 100
+    @Flag(help: "Print each probe's latency as it is measured.") var each = false
 
     func run() async throws {
         let brokers = try environment("WMS_KAFKA_BROKERS")
         let redisURL = try RedisURL(try environment("WMS_REDIS_URL"))
-        let (seconds, interval) = (seconds, Duration.milliseconds(intervalMs))
+        let (seconds, interval, each) = (seconds, Duration.milliseconds(intervalMs), each)
         let prefix = "P\(UInt32.random(in: 0..<UInt32.max) % 100_000)-"
         let latencies = try await DedicatedThread(name: "wms.probe").run { () -> [Double] in
             let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["linger.ms": "0"]),
                                              logger: Logger(label: "wms-simulator"))
             let redis = try RedisConnection(url: redisURL)
-            var latencies: [Double] = []
-            let end = ContinuousClock.now + .seconds(seconds)
-            var next = ContinuousClock.now
-            while next < end {
-                let id = "\(prefix)probe-\(latencies.count + 1)"
-                let sku = "\(prefix)PROBE-\(latencies.count + 1)"
+            /// Produces probe `number` and waits until the worker has applied it: milliseconds.
+            func probe(_ number: Int) throws -> Double {
+                let id = "\(prefix)probe-\(number)"
+                let sku = "\(prefix)PROBE-\(number)"
                 let event = #"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","source":"wms","purchaseOrderId":"PO-\#(id)","items":[{"sku":"\#(sku)","quantity":1}]}"#
                 let sent = ContinuousClock.now
                 try producer.deliver([KafkaOutboundMessage(topic: "wms.receiving", key: Array(id.utf8), value: Array(event.utf8))])
@@ -363,7 +362,16 @@ struct Probe: AsyncParsableCommand {
                     guard ContinuousClock.now - sent < .seconds(30) else { throw ValidationError("probe \(id) not applied within 30 s") }
                     usleep(200)
                 }
-                latencies.append((ContinuousClock.now - sent) / .milliseconds(1))
+                return (ContinuousClock.now - sent) / .milliseconds(1)
+            }
+            // Not counted: the producer's first message waits for its connection and metadata.
+            _ = try probe(0)
+            var latencies: [Double] = []
+            let end = ContinuousClock.now + .seconds(seconds)
+            var next = ContinuousClock.now
+            while next < end {
+                latencies.append(try probe(latencies.count + 1))
+                if each { print("\(Date().timeIntervalSince1970) " + String(format: "%.1f", latencies.last!)) }
                 next += interval
                 if next > ContinuousClock.now { Thread.sleep(forTimeInterval: (next - ContinuousClock.now) / .seconds(1)) }
             }
