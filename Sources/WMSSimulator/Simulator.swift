@@ -241,12 +241,16 @@ struct Verify: AsyncParsableCommand {
                 let everAllocated = Set(try db.query("""
                     SELECT order_id || '/' || line_id AS line FROM allocations WHERE starts_with(order_id, \(expectation.prefix)) AND allocated_by IS NOT NULL
                     """).rows.map { try $0[0].string() })
-                let sent = try Self.allocationLines(prefix: expectation.prefix)
+                let (sent, dropped) = try Self.allocationLines(prefix: expectation.prefix)
                 let missing = everAllocated.subtracting(sent.keys).count
                 let doubled = sent.filter { $0.value > 1 }.count
                 let unexpected = Set(sent.keys).subtracting(everAllocated).count
-                lines.append("ALLOCATION lines on \(Self.allocationsTopic): \(sent.count) order lines (missing \(missing), more than once \(doubled), unexpected \(unexpected))")
-                orderLinesOK = decided == expectation.orderLines && missing == 0 && doubled == 0 && unexpected == 0
+                // A long run outgrows the dev broker's retention (5 MiB a partition):
+                // what it dropped cannot be counted as missing.
+                let missingText = dropped > 0 ? "missing \(missing) not checked: retention dropped the topic's first \(dropped) messages"
+                    : "missing \(missing)"
+                lines.append("ALLOCATION lines on \(Self.allocationsTopic): \(sent.count) order lines (\(missingText), more than once \(doubled), unexpected \(unexpected))")
+                orderLinesOK = decided == expectation.orderLines && (missing == 0 || dropped > 0) && doubled == 0 && unexpected == 0
             }
             return (lines, settled && mismatches == 0 && varianceAlerts == expectation.varianceAlerts && orderLinesOK)
         }
@@ -259,17 +263,21 @@ extension Verify {
     static var allocationsTopic: String { ProcessInfo.processInfo.environment["WMS_ALLOCATIONS_TOPIC"] ?? "wms.allocations" }
 
     /// How many times each order line ("ORDER/LINE") of this run is in an ALLOCATION
-    /// message, counting each messageId once (a repeat after a crash carries the same id).
-    static func allocationLines(prefix: String) throws -> [String: Int] {
+    /// message, counting each messageId once (a repeat after a crash carries the same
+    /// id); and how many messages retention dropped from the topic before it was read.
+    static func allocationLines(prefix: String) throws -> (lines: [String: Int], dropped: Int64) {
         let brokers = try environment("WMS_KAFKA_BROKERS")
         let reader = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers, properties: ["group.id": "verify-\(UUID().uuidString.prefix(8))"]),
                                        logger: Logger(label: "wms-simulator"))
         try reader.subscribe([allocationsTopic])
         let partitions = (0..<Int32(try reader.partitionCount(of: allocationsTopic, timeout: .seconds(10))))
             .map { KafkaTopicPartition(topic: allocationsTopic, partition: $0) }
-        var remaining = try partitions.reduce(Int64(0)) { sum, partition in
+        var remaining: Int64 = 0
+        var dropped: Int64 = 0
+        for partition in partitions {
             let marks = try reader.watermarks(of: partition, timeout: .seconds(10))
-            return sum + marks.high - marks.low
+            remaining += marks.high - marks.low
+            dropped += marks.low
         }
         var seen = Set<String>()
         var counts: [String: Int] = [:]
@@ -286,7 +294,7 @@ extension Verify {
             }
         }
         try reader.close()
-        return counts
+        return (counts, dropped)
     }
 
     static let wmsTopics = ["wms.receiving", "wms.picking", "wms.shipping", "wms.cycle-counts", "wms.damage", "wms.transfers", "inventory.orders"]
