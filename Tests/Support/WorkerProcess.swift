@@ -54,6 +54,17 @@ public final class WorkerProcess: @unchecked Sendable {
         throw TimedOut(log: log)
     }
 
+    /// Waits until the worker's log holds `text` (say, "Kafka partitions assigned":
+    /// it runs its consume loop, and a SIGTERM is a graceful stop, not one that
+    /// lands before its handlers are in place).
+    public func waitForLog(_ text: String, timeout: Duration = .seconds(60)) throws {
+        let deadline = ContinuousClock.now + timeout
+        while !log.contains(text) {
+            guard process.isRunning, ContinuousClock.now < deadline else { throw TimedOut(log: log) }
+            usleep(50_000)
+        }
+    }
+
     /// The exit status, or for a process ended by a signal, 128 + the signal.
     public func waitForExit(timeout: Duration) throws -> Int32 {
         let deadline = ContinuousClock.now + timeout

@@ -57,6 +57,9 @@ import WMSPipeline
 
             let restarted = try WorkerProcess(["run"], environment: environment)
             let done = try Self.waitUntilSettled(f, events: 8, deadLetters: 1, timeout: .seconds(90))
+            // A crash past the last commit leaves nothing to do: the restart is
+            // settled at once, and must be running before it is asked to stop.
+            try restarted.waitForLog("Kafka partitions assigned")
             restarted.signal(SIGTERM)
             let restartStatus = try restarted.waitForExit(timeout: .seconds(30))
             let levels = try f.postgresLevels()
