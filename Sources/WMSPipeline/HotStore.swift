@@ -222,22 +222,54 @@ final class HotStore {
     /// not, or nil. One pipeline.
     func refusals(_ changes: [SKUChange], nowMs: Int64) throws -> [String?] {
         try run(changes, nowMs: nowMs, checkOnly: true).map { reply throws(RedisError) in
-            guard let parts = reply.array, parts.count == 2, let status = parts[0].string else {
+            guard let parts = reply.array, parts.count == 2, let status = parts[0].string, status == "ok" || status == "refused" else {
                 throw .unexpectedReply("apply_event check returned \(reply)")
             }
             return status == "refused" ? parts[1].string ?? "" : nil
         }
     }
 
+    /// Most events in one script call: a call blocks Redis while it runs.
+    static let maxEventsPerCall = 64
+
+    /// Each change's reply (status and body), in order. The changes of a SKU go in
+    /// calls of their own, in their order (a SKU's events depend on each other,
+    /// other SKUs' do not), at most `maxEventsPerCall` events each: one pipeline.
     private func run(_ changes: [SKUChange], nowMs: Int64, checkOnly: Bool) throws -> [RESPValue] {
         guard !changes.isEmpty else { return [] }
-        let calls = changes.map { change in
-            let (keys, operations) = Self.keysAndOperations(change, policy: policy)
-            var arguments: [any RedisArgument] = [change.digest, nowMs, operations.serialized(canonical: true)]
-            if checkOnly { arguments.append("check") }
-            return RedisScript.Call(script: Self.applyScript, keys: keys, arguments: arguments)
+        var bySKU: [String: [Int]] = [:]
+        var skus: [String] = []
+        for (index, change) in changes.enumerated() {
+            if bySKU[change.sku] == nil { skus.append(change.sku) }
+            bySKU[change.sku, default: []].append(index)
         }
-        return try hot.evaluateAll(calls).map { try $0.get() }
+        var calls: [RedisScript.Call] = []
+        var members: [ArraySlice<Int>] = []
+        for sku in skus {
+            let indices = bySKU[sku]!
+            for start in stride(from: 0, to: indices.count, by: Self.maxEventsPerCall) {
+                let group = indices[start..<min(start + Self.maxEventsPerCall, indices.count)]
+                var keys: [any RedisArgument] = []
+                var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply"]
+                for index in group {
+                    let (eventKeys, operations) = Self.keysAndOperations(changes[index], policy: policy)
+                    arguments += [keys.count, changes[index].digest, operations.serialized(canonical: true)]
+                    keys += eventKeys
+                }
+                calls.append(RedisScript.Call(script: Self.applyScript, keys: keys, arguments: arguments))
+                members.append(group)
+            }
+        }
+        var replies = [RESPValue](repeating: .null, count: changes.count)
+        for (group, reply) in zip(members, try hot.evaluateAll(calls)) {
+            guard let parts = try reply.get().array, parts.count == 2 * group.count else {
+                throw RedisError.unexpectedReply("apply_event returned \(try reply.get()) for \(group.count) event(s)")
+            }
+            for (position, index) in group.enumerated() {
+                replies[index] = .array([parts[2 * position], parts[2 * position + 1]])
+            }
+        }
+        return replies
     }
 
     /// After the commit: each change's mark, lines and tallies, and each event's
@@ -358,6 +390,7 @@ final class HotStore {
             throw .unexpectedReply("apply_event returned \(reply)")
         }
         switch status {
+        case "error": throw .unexpectedReply("apply_event failed: \(String(decoding: body.prefix(300), as: UTF8.self))")
         case "conflict": return .conflict
         case "refused": return .refused(String(decoding: body, as: UTF8.self))
         case "applied", "duplicate":
