@@ -96,6 +96,7 @@ public final class Pipeline {
             consumer.beforeRevoke = nil
             status.update { $0.stopped = true }
         }
+        warmUpProducer()
         publishLeftovers(shouldStop: shouldStop, sleep: sleep)
         var lastSummary = ContinuousClock.now
         var lastIdleRun = ContinuousClock.now
@@ -278,6 +279,21 @@ public final class Pipeline {
                 attempt += 1
                 logger.error("cannot rewind the failed batch", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
                 if attempt >= 3 { throw error }
+            }
+        }
+    }
+
+    /// The producer learns the outbound topics' partitions and leaders now, not
+    /// at the first batch's publish (which took most of a second with the dev
+    /// broker). A failure here (a broker down) only leaves that to the first
+    /// publish: the first one ends the warm-up.
+    private func warmUpProducer() {
+        for topic in Set([settings.alertsTopic, settings.allocationsTopic, settings.deadLetterTopic]) {
+            do {
+                _ = try producer.partitionCount(of: topic, timeout: .seconds(2))
+            } catch {
+                logger.debug("no metadata for an outbound topic yet", metadata: ["kafka.topic": "\(topic)", "error": "\(error)"])
+                return
             }
         }
     }
