@@ -3,7 +3,8 @@ import Redis
 import WMSDomain
 import WMSStore
 
-/// One event's changes to one SKU: what one call of `apply_event.lua` does.
+/// One event's changes to one SKU: its part of an `apply_event.lua` call (which
+/// takes a SKU's events of a batch in order).
 struct SKUChange: Sendable {
     struct Location: Sendable {
         var locationId: String
@@ -211,7 +212,7 @@ final class HotStore {
         return resolved
     }
 
-    /// Runs every change in one pipeline; the outcome of each, in order.
+    /// Runs every change, a call per SKU, in one pipeline; the outcome of each, in order.
     func apply(_ changes: [SKUChange], nowMs: Int64) throws -> [SKUChangeOutcome] {
         try zip(run(changes, nowMs: nowMs, checkOnly: false), changes).map { reply, change in
             try Self.outcome(of: reply, locations: change.locations.count)
