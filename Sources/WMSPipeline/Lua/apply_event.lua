@@ -113,8 +113,34 @@ end
 
 local ON_HAND, ALLOCATED, RESERVED = 1, 2, 3
 
+-- What the event being applied works with, set by applyOne: where its keys
+-- start, its writer field, and the buckets of its locations. Helpers that read
+-- them are made once per call, not once per event.
+local keyBase, writer, at = 0, '', {}
+local function key(index) return KEYS[keyBase + index] end
+local function available(i) return at[i][ON_HAND] - at[i][ALLOCATED] - at[i][RESERVED] end
+
+-- A key the event writes: it stays until the event is committed (see above).
+local function hold(k)
+    if redis.call('HSETNX', k, writer, '1') == 1 then
+        redis.call('HINCRBY', k, 'writers', 1)
+    end
+    redis.call('PERSIST', k)
+end
+
+-- Tallies of workers before 0004 were plain counters of picks PostgreSQL holds.
+local function tally(k)
+    if redis.call('TYPE', k).ok == 'string' then redis.call('DEL', k) end
+    return k
+end
+
+local function settle(line, fields)
+    redis.call('HSET', line, unpack(fields))
+    hold(line)
+end
+
 local function applyOne(base, digest, encodedOps)
-    local function key(index) return KEYS[base + index] end
+    keyBase = base
     local markKey = key(1)
     local mark = redis.pcall('GET', markKey)
     if failed(mark) then return wrongType(markKey, 'a string') end
@@ -129,11 +155,11 @@ local function applyOne(base, digest, encodedOps)
     end
 
     local ops = cjson.decode(encodedOps)
-    local writer = 'w:' .. ops.eventId
+    writer = 'w:' .. ops.eventId
 
     -- The buckets of each location the event touches (shared with the other
     -- events of the call).
-    local at = {}
+    at = {}
     local confirming = ops.confirm ~= nil and #ops.confirm > 0
     local ordering = confirming or (ops.cancel ~= nil and #ops.cancel > 0)
     for i, location in ipairs(ops.locations) do
@@ -172,8 +198,6 @@ local function applyOne(base, digest, encodedOps)
     end
     if checking then return {'ok', ''} end
 
-    local function available(i) return at[i][ON_HAND] - at[i][ALLOCATED] - at[i][RESERVED] end
-
     -- From here on the event writes: what its buckets held, for an error half way.
     for i in ipairs(ops.locations) do undo[#undo + 1] = {at[i], {unpack(at[i])}} end
 
@@ -185,29 +209,10 @@ local function applyOne(base, digest, encodedOps)
         for b = 1, 7 do at[i][b] = at[i][b] + location.d[b] end
     end
 
-    -- A key this event writes: it stays until the event is committed (see above).
-    local function hold(k)
-        if redis.call('HSETNX', k, writer, '1') == 1 then
-            redis.call('HINCRBY', k, 'writers', 1)
-        end
-        redis.call('PERSIST', k)
-    end
-
-    -- Tallies of workers before 0004 were plain counters of picks PostgreSQL holds.
-    local function tally(k)
-        if redis.call('TYPE', k).ok == 'string' then redis.call('DEL', k) end
-        return k
-    end
-
     for _, pick in ipairs(ops.picks or {}) do
         local k = tally(key(pick.picked))
         redis.call('HINCRBY', k, 'p:' .. ops.eventId, n(pick.q))
         hold(k)
-    end
-
-    local function settle(line, fields)
-        redis.call('HSET', line, unpack(fields))
-        hold(line)
     end
 
     -- Each order line is decided once: a line key that exists holds the decision.
