@@ -33,24 +33,19 @@ final class BatchFinisher {
     /// The batch's report, with the time of each step added.
     func finish(_ batch: PreparedBatch) throws -> BatchReport {
         var report = batch.report
-        var clock = ContinuousClock.now
-        func lap(_ step: String) {
-            let now = ContinuousClock.now
-            report.stepTime[step, default: .zero] += now - clock
-            clock = now
-        }
+        var clock = StepClock()
         // Before PostgreSQL: a retry after a crash past the commit may no longer
         // know what a late release touched.
         try displayCache.invalidate(skus: batch.displaySKUs)
-        lap("display")
+        clock.lap("display", &report)
         faults.reached(.afterDisplayInvalidation)
         try store.write(batch.records) { faults.reached(.beforePostgresCommit) }
-        lap("postgres")
+        clock.lap("postgres", &report)
         faults.reached(.afterPostgres)
         try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
-        lap("release")
+        clock.lap("release", &report)
         faults.reached(.afterRelease)
-        report.published = try publish(batch.records, duplicateIDs: batch.duplicateIDs, lap: lap)
+        try publish(batch.records, duplicateIDs: batch.duplicateIDs, clock: &clock, report: &report)
         return report
     }
 
@@ -58,21 +53,21 @@ final class BatchFinisher {
     /// crashed run left for events of this batch) and the oldest rows still
     /// unacknowledged whatever caused them (a late cancellation's, say, whose
     /// publish failed: no event brings it back), in the order they were written;
-    /// waits for every acknowledgement, then marks them published.
-    /// `lap`: the PostgreSQL reads and writes count as step `outbox`, the
-    /// broker's part as `publish`.
-    private func publish(_ records: BatchRecords, duplicateIDs: [String], lap: (String) -> Void) throws -> Int {
+    /// waits for every acknowledgement, then marks them published. The
+    /// PostgreSQL reads and writes count as step `outbox`, the broker's part as
+    /// `publish`.
+    private func publish(_ records: BatchRecords, duplicateIDs: [String], clock: inout StepClock, report: inout BatchReport) throws {
         let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
                                               messageIds: records.outbox.map(\.messageId), oldest: 1000)
-        lap("outbox")
-        guard !pending.isEmpty else { return 0 }
+        clock.lap("outbox", &report)
+        guard !pending.isEmpty else { return }
         try OutboxPublisher(producer: producer, logger: logger).publish(pending)
-        lap("publish")
+        clock.lap("publish", &report)
         faults.reached(.afterPublish)
         try store.markPublished(pending.map(\.messageId))
-        lap("outbox")
+        clock.lap("outbox", &report)
         faults.reached(.afterMarkPublished)
-        return pending.count
+        report.published = pending.count
     }
 }
 

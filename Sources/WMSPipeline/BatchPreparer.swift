@@ -25,6 +25,22 @@ public struct BatchReport: Sendable {
     public var deadLetterCount: Int { deadLetters.values.reduce(0, +) }
 }
 
+/// Times a batch's steps into its report: each lap adds the time since the last
+/// one to the step named.
+struct StepClock {
+    private var last = ContinuousClock.now
+
+    mutating func lap(_ step: String, _ report: inout BatchReport) {
+        let now = ContinuousClock.now
+        report.stepTime[step, default: .zero] += now - last
+        last = now
+    }
+
+    /// Starts over without counting the time since the last lap (a wait the
+    /// report of another batch counts).
+    mutating func restart() { last = .now }
+}
+
 /// A batch whose Redis scripts have run: what the commit lane needs to make it
 /// durable (`BatchFinisher`), and what a batch prepared meanwhile must know of it.
 struct PreparedBatch: Sendable {
@@ -42,7 +58,6 @@ struct PreparedBatch: Sendable {
 
     /// What the batch changes in PostgreSQL that the next one may read.
     var inFlight: InFlight {
-        let records = records
         var orders = Set(records.confirmedLines.map(\.orderId))
         orders.formUnion(records.filledLines.map(\.orderId))
         orders.formUnion(records.cancelledLines.map(\.orderId))
@@ -110,24 +125,19 @@ final class BatchPreparer {
         var report = BatchReport()
         report.batches = 1
         report.messages = messages.count
-        var clock = started
-        func lap(_ step: String) {
-            let now = ContinuousClock.now
-            report.stepTime[step, default: .zero] += now - clock
-            clock = now
-        }
+        var clock = StepClock()
         var inFlight = inFlight ?? InFlight()
         // The wait counts in the settled batch's report, not in a step of this one.
         func settle() throws {
             try settleInFlight()
             inFlight = InFlight()
-            clock = ContinuousClock.now
+            clock.restart()
         }
         let decoded = messages.map { EventDecoder.decode($0.value) }
-        lap("decode")
+        clock.lap("decode", &report)
         let candidateIDs = Array(Set(decoded.compactMap { try? $0.get().event.eventId }))
         let stored = try store.existingDigests(of: candidateIDs)
-        lap("lookup")
+        clock.lap("lookup", &report)
         faults.reached(.afterLookup)
 
         // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
@@ -142,7 +152,7 @@ final class BatchPreparer {
             if stored[id] != nil { known.append(id) } else if inFlight.digests[id] == nil { claims.append((id, event.digest)) }
         }
         let standing = try hotStore.claim(claims, known: Array(Set(known)))
-        lap("claim")
+        clock.lap("claim", &report)
         var dispositions = Self.plan(decoded, stored: stored.merging(inFlight.digests) { stored, _ in stored }, standing: standing.standing)
         let (orderIds, cancelledOrders) = Self.orders(dispositions)
         if !inFlight.orders.isDisjoint(with: orderIds) { try settle() }
@@ -170,14 +180,14 @@ final class BatchPreparer {
             (changes, owners) = Self.skuChanges(dispositions, orders: orders, cancelledLines: cancelledLines)
         }
         let outcomes = try hotStore.apply(changes, nowMs: nowMs)
-        lap("redis")
+        clock.lap("redis", &report)
         faults.reached(.afterRedis)
 
         var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes, orders: orders,
                                    nowMs: nowMs, report: &report)
         if inFlight.touchesPendingCancellations { try settle() }
         let lateChanges = try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
-        lap("records")
+        clock.lap("records", &report)
 
         // PostgreSQL will answer for what the batch wrote in Redis: after the
         // commit it may go, after the grace. So may what a crash past an earlier

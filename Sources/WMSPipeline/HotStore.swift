@@ -263,8 +263,9 @@ final class HotStore {
         }
         var replies = [RESPValue](repeating: .null, count: changes.count)
         for (group, reply) in zip(members, try hot.evaluateAll(calls)) {
-            guard let parts = try reply.get().array, parts.count == 2 * group.count else {
-                throw RedisError.unexpectedReply("apply_event returned \(try reply.get()) for \(group.count) event(s)")
+            let value = try reply.get()
+            guard let parts = value.array, parts.count == 2 * group.count else {
+                throw RedisError.unexpectedReply("apply_event returned \(value) for \(group.count) event(s)")
             }
             for (position, index) in group.enumerated() {
                 replies[index] = .array([parts[2 * position], parts[2 * position + 1]])

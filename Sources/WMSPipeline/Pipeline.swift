@@ -84,8 +84,8 @@ public final class Pipeline {
             producer: connections.producer, faults: faults, logger: logger))
     }
 
-    /// Runs until `shouldStop()` is true between batches; then the batches in hand
-    /// are finished and committed (or, if a store is down, left for the next run),
+    /// Runs until `shouldStop()` is true between batches; then the batch on the
+    /// commit lane is finished and committed (or, if a store is down, left for the next run),
     /// and the consumer leaves the group.
     public func run(shouldStop: () -> Bool, sleep: (Duration) -> Void) throws {
         try consumer.subscribe(settings.topics)

@@ -1,4 +1,4 @@
--- Applies one event's changes to one SKU exactly once: quantity deltas at one or
+-- Applies events' changes to one SKU, each exactly once: quantity deltas at one or
 -- two locations, pick tallies, allocation decisions for order lines,
 -- cancellations, and backorders filled by stock that grew. Every key carries the
 -- SKU's hash tag, so the call is atomic and lands in one Redis Cluster slot.
@@ -118,7 +118,7 @@ local ON_HAND, ALLOCATED, RESERVED = 1, 2, 3
 -- them are made once per call, not once per event.
 local keyBase, writer, at = 0, '', {}
 local function key(index) return KEYS[keyBase + index] end
-local function available(i) return at[i][ON_HAND] - at[i][ALLOCATED] - at[i][RESERVED] end
+local function available(values) return values[ON_HAND] - values[ALLOCATED] - values[RESERVED] end
 
 -- A key the event writes: it stays until the event is committed (see above).
 local function hold(k)
@@ -205,7 +205,7 @@ local function applyOne(base, digest, encodedOps)
     local result = {locations = {}, confirms = {}, cancels = {}, fills = {}}
     local before = {}
     for i, location in ipairs(ops.locations) do
-        before[i] = {at[i][ON_HAND], available(i)}
+        before[i] = {at[i][ON_HAND], available(at[i])}
         for b = 1, 7 do at[i][b] = at[i][b] + location.d[b] end
     end
 
@@ -231,7 +231,7 @@ local function applyOne(base, digest, encodedOps)
                 at[c.loc][ALLOCATED] = at[c.loc][ALLOCATED] + c.q
                 redis.call('HSET', reservation, 'status', 'confirmed', 'orderId', c.order, 'confirmedAt', now)
                 decision, status = 'reservation', 'allocated'
-            elseif available(c.loc) >= c.q then
+            elseif available(at[c.loc]) >= c.q then
                 at[c.loc][ALLOCATED] = at[c.loc][ALLOCATED] + c.q
                 decision, status = 'available', 'allocated'
             else
@@ -290,7 +290,7 @@ local function applyOne(base, digest, encodedOps)
     for i, location in ipairs(ops.locations) do
         if location.fill then
             local queue = key(location.queue)
-            local room = available(i)
+            local room = available(at[i])
             for _, member in ipairs(redis.call('ZRANGE', queue, 0, 999)) do
                 local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
                 q = tonumber(q)
@@ -311,7 +311,7 @@ local function applyOne(base, digest, encodedOps)
 
     for i, location in ipairs(ops.locations) do
         result.locations[i] = {onHandBefore = n(before[i][1]), onHandAfter = n(at[i][ON_HAND]),
-                               availableBefore = n(before[i][2]), availableAfter = n(available(i))}
+                               availableBefore = n(before[i][2]), availableAfter = n(available(at[i]))}
         local live = key(location.live)
         if not touched[live] then
             touched[live] = true
@@ -348,13 +348,10 @@ end
 -- Every bucket written, so every field exists once a key is touched.
 for _, live in ipairs(touched) do
     local values = stock[live]
-    if values then
-        local fields = {}
-        for b = 1, 7 do
-            fields[2 * b - 1], fields[2 * b] = buckets[b], n(values[b])
-        end
-        redis.call('HSET', live, 'available', n(values[ON_HAND] - values[ALLOCATED] - values[RESERVED]), 'updatedAt', now,
-                   unpack(fields))
+    local fields = {}
+    for b = 1, 7 do
+        fields[2 * b - 1], fields[2 * b] = buckets[b], n(values[b])
     end
+    redis.call('HSET', live, 'available', n(available(values)), 'updatedAt', now, unpack(fields))
 end
 return replies
