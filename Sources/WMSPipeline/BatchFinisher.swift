@@ -30,8 +30,9 @@ final class BatchFinisher {
         self.logger = logger
     }
 
-    /// The batch's report, with the time of each step added.
-    func finish(_ batch: PreparedBatch) throws -> BatchReport {
+    /// The batch's report, with the time of each step added. `written` runs once
+    /// its PostgreSQL transaction has committed.
+    func finish(_ batch: PreparedBatch, written: () -> Void = {}) throws -> BatchReport {
         var report = batch.report
         var clock = StepClock()
         // Before PostgreSQL: a retry after a crash past the commit may no longer
@@ -41,6 +42,7 @@ final class BatchFinisher {
         faults.reached(.afterDisplayInvalidation)
         try store.write(batch.records) { faults.reached(.beforePostgresCommit) }
         clock.lap("postgres", &report)
+        written()
         faults.reached(.afterPostgres)
         try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
         clock.lap("release", &report)

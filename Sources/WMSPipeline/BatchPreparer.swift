@@ -35,10 +35,6 @@ struct StepClock {
         report.stepTime[step, default: .zero] += now - last
         last = now
     }
-
-    /// Starts over without counting the time since the last lap (a wait the
-    /// report of another batch counts).
-    mutating func restart() { last = .now }
 }
 
 /// A batch whose Redis scripts have run: what the commit lane needs to make it
@@ -117,21 +113,20 @@ final class BatchPreparer {
         case deadLetter(BadEvent)
     }
 
-    /// `inFlight`: the batch the commit lane is writing, if any; `settleInFlight`
-    /// waits for its commit (and throws if it failed), for when this batch reads
-    /// what it writes.
-    func prepare(_ messages: [KafkaMessage], inFlight: InFlight?, settleInFlight: () throws -> Void) throws -> PreparedBatch {
+    /// `inFlight`: the batch the commit lane is writing, if any; `waitForInFlight`
+    /// waits for its PostgreSQL commit (and throws if it failed), for when this
+    /// batch reads what it writes.
+    func prepare(_ messages: [KafkaMessage], inFlight: InFlight?, waitForInFlight: () throws -> Void) throws -> PreparedBatch {
         let started = ContinuousClock.now
         var report = BatchReport()
         report.batches = 1
         report.messages = messages.count
         var clock = StepClock()
         var inFlight = inFlight ?? InFlight()
-        // The wait counts in the settled batch's report, not in a step of this one.
         func settle() throws {
-            try settleInFlight()
+            try waitForInFlight()
             inFlight = InFlight()
-            clock.restart()
+            clock.lap("wait", &report)
         }
         let decoded = messages.map { EventDecoder.decode($0.value) }
         clock.lap("decode", &report)

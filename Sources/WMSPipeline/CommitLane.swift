@@ -16,6 +16,8 @@ final class CommitLane: @unchecked Sendable {
     private let condition = NSCondition()
     /// Guarded by `condition`.
     private var outcome: Result<BatchReport, any Error>?
+    /// The batch's PostgreSQL transaction has committed (guarded by `condition`).
+    private var written = false
     /// Pipeline thread only.
     private var batch: PreparedBatch?
     /// What the batch on the lane means for the next one (pipeline thread only).
@@ -33,12 +35,31 @@ final class CommitLane: @unchecked Sendable {
         self.batch = batch
         inFlight = batch.inFlight
         thread.perform { [self] in
-            let result = Result { try finisher.finish(batch) }
+            let result = Result {
+                try finisher.finish(batch) {
+                    condition.withLock {
+                        written = true
+                        condition.broadcast()
+                    }
+                }
+            }
             condition.withLock {
                 outcome = result
-                condition.signal()
+                condition.broadcast()
             }
         }
+    }
+
+    /// Waits until the batch on the lane, if any, has committed its PostgreSQL
+    /// transaction, which is all a batch prepared meanwhile needs before it reads
+    /// what that one writes: the release and the publish go on behind it. False if
+    /// the batch ended without committing (`wait` tells why).
+    func waitUntilWritten() -> Bool {
+        guard batch != nil else { return true }
+        condition.lock()
+        defer { condition.unlock() }
+        while !written && outcome == nil { condition.wait() }
+        return written
     }
 
     /// Waits for the batch on the lane, if any, and frees the lane: the batch, and
@@ -49,6 +70,7 @@ final class CommitLane: @unchecked Sendable {
         while outcome == nil { condition.wait() }
         let result = outcome!
         outcome = nil
+        written = false
         condition.unlock()
         self.batch = nil
         inFlight = nil

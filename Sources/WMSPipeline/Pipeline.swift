@@ -125,7 +125,9 @@ public final class Pipeline {
                 do { try settle() } catch { try retry(after: error, rewinding: [], sleep: sleep) }
             } else {
                 do {
-                    let prepared = try preparer.prepare(batch, inFlight: lane.inFlight, settleInFlight: settle)
+                    let prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
+                        if !lane.waitUntilWritten() { try settle() }
+                    }
                     try settle()
                     lane.start(prepared)
                 } catch {
