@@ -29,6 +29,16 @@ import WMSPipeline
                                   stoppedAt: "\(held) reached, holding")
     }
 
+    /// Batch 2 cancels an order batch 1 confirmed, so it reads what batch 1 writes:
+    /// it waits for batch 1's PostgreSQL commit, and only for that. Held on the
+    /// lane past its commit, batch 1 does not hold batch 2 back, which reaches
+    /// Redis (and the crash) while batch 1 is still releasing or publishing.
+    @Test(arguments: [FaultPoints.Step.afterPostgres, .afterRelease, .afterPublish, .afterMarkPublished].map(\.rawValue))
+    func aBatchReadingOrdersWaitsForTheCommitOfTheOneOnTheLaneOnly(held: String) async throws {
+        try await crashAndRestart(faults: ["WMS_TEST_FAULT": "after-redis:2", "WMS_TEST_FAULT_HOLD": held], batchSize: 6,
+                                  stoppedAt: "\(held) reached, holding")
+    }
+
     /// Runs the events below with a worker that dies at a fault point, then with
     /// one that finishes; the outcome must be a run's without a crash.
     /// `stoppedAt`: what the crashed worker's log must show it reached.
