@@ -46,9 +46,11 @@ public final class KafkaProducer {
                 break
             }
         }
+        // A flush sends what is queued at once, without waiting out linger.ms (the
+        // batch is complete), and serves the delivery reports.
         let deadline = ContinuousClock.now + timeout
         while context.deliveries.pending > 0, ContinuousClock.now < deadline {
-            rd_kafka_poll(client.handle, 50)
+            _ = rd_kafka_flush(client.handle, 50)
         }
         if let fatal = client.fatalError() { throw fatal }
         return context.deliveries.results.map {

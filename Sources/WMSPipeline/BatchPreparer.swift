@@ -54,30 +54,43 @@ struct PreparedBatch: Sendable {
 
     /// What the batch changes in PostgreSQL that the next one may read.
     var inFlight: InFlight {
-        var orders = Set(records.confirmedLines.map(\.orderId))
-        orders.formUnion(records.filledLines.map(\.orderId))
-        orders.formUnion(records.cancelledLines.map(\.orderId))
-        orders.formUnion(records.orderCancellations.map(\.orderId))
-        orders.formUnion(records.ledger.compactMap(\.orderId))
-        orders.formUnion((records.lateCancellations + records.releasedBeforeConfirmation).map(\.pending.orderId))
-        return InFlight(digests: Dictionary(records.events.map { ($0.eventId, $0.digest) }, uniquingKeysWith: { first, _ in first }),
-                        orders: orders,
-                        touchesPendingCancellations: !records.lateCancellations.isEmpty || !records.releasedBeforeConfirmation.isEmpty)
+        InFlight(digests: Dictionary(records.events.map { ($0.eventId, $0.digest) }, uniquingKeysWith: { first, _ in first }),
+                 orderLines: records.confirmedLines.map { .confirmed($0.orderId, $0.storedLine) }
+                    + records.filledLines.map { .filled($0.orderId, $0.storedLine) }
+                    + records.cancelledLines.map { .cancelled($0.orderId, lineId: $0.lineId) }
+                    + records.lateCancellations.map { .cancelled($0.pending.orderId, lineId: $0.pending.line.lineId) },
+                 orderCancellations: records.orderCancellations.map { ($0.orderId, $0.lineId) },
+                 touchesPendingCancellations: !records.lateCancellations.isEmpty || !records.releasedBeforeConfirmation.isEmpty)
     }
 }
 
 /// What a batch still being written (on the commit lane) means for the next one,
 /// prepared meanwhile: its events count as applied, and what it writes of orders
-/// and pending cancellations is read only after its commit. Everything else the
+/// is laid over what PostgreSQL answers (which may be from before its commit or
+/// after, so each change is one that applying twice leaves as applying once).
+/// Its pending cancellations are read only after its commit. Everything else the
 /// next batch needs, Redis already holds: claims, marks, lines and tallies stay
 /// until the release that follows the commit.
 struct InFlight: Sendable {
     /// eventId and digest of every event the batch applies.
     var digests: [String: String] = [:]
-    /// Orders whose PostgreSQL rows the batch writes.
-    var orders: Set<String> = []
+    /// What the batch writes of order lines, in the order its transaction does.
+    var orderLines: [OrderLineChange] = []
+    /// The cancellations it records (orderId, lineId or `*`).
+    var orderCancellations: [(orderId: String, lineId: String)] = []
     /// It releases or holds pending cancellations.
     var touchesPendingCancellations = false
+
+    /// A write of `InventoryStore.write` to `allocations`, as the next batch reads it.
+    enum OrderLineChange: Sendable {
+        /// A new line: inserted unless it is there.
+        case confirmed(String, StoredOrderLine)
+        /// Filled from its queue: a backordered line becomes allocated; one not
+        /// there yet (its confirmation still to come) is inserted allocated.
+        case filled(String, StoredOrderLine)
+        /// Given back or dropped: a line that is there and not cancelled becomes cancelled.
+        case cancelled(String, lineId: String)
+    }
 }
 
 /// Takes a batch through the steps of the contract (section 4) up to its Redis
@@ -150,8 +163,7 @@ final class BatchPreparer {
         clock.lap("claim", &report)
         var dispositions = Self.plan(decoded, stored: stored.merging(inFlight.digests) { stored, _ in stored }, standing: standing.standing)
         let (orderIds, cancelledOrders) = Self.orders(dispositions)
-        if !inFlight.orders.isDisjoint(with: orderIds) { try settle() }
-        let orders = try orderContext(orderIds, cancelled: cancelledOrders)
+        let orders = try orderContext(orderIds, cancelled: cancelledOrders).overlaying(inFlight, orders: orderIds)
         Self.rejectChangedLines(&dispositions, orders: orders)
         let unreleased = dispositions.compactMap { disposition -> DecodedEvent? in
             guard case .alreadyApplied(let decoded) = disposition, standing.unreleased.contains(decoded.event.eventId) else { return nil }
@@ -315,7 +327,37 @@ final class BatchPreparer {
         var lines: [String: [StoredOrderLine]] = [:]
         var cancelled: [String: Set<String>] = [:]
         /// Picks of the orders cancellations name, for tallies Redis no longer holds.
+        /// (A batch in flight needs no overlay here: its tallies are held in Redis.)
         var picks: [InventoryStore.PickPlace: PickHistory] = [:]
+
+        /// As PostgreSQL will answer once `inFlight` has committed, of these orders.
+        func overlaying(_ inFlight: InFlight, orders: Set<String>) -> OrderContext {
+            var context = self
+            for change in inFlight.orderLines {
+                switch change {
+                case .confirmed(let orderId, let line) where orders.contains(orderId):
+                    if context.lines[orderId]?.contains(where: { $0.lineId == line.lineId }) != true {
+                        context.lines[orderId, default: []].append(line)
+                    }
+                case .filled(let orderId, let line) where orders.contains(orderId):
+                    if let index = context.lines[orderId]?.firstIndex(where: { $0.lineId == line.lineId }) {
+                        if context.lines[orderId]![index].status == "backordered" { context.lines[orderId]![index].status = "allocated" }
+                    } else {
+                        context.lines[orderId, default: []].append(line)
+                    }
+                case .cancelled(let orderId, let lineId) where orders.contains(orderId):
+                    if let index = context.lines[orderId]?.firstIndex(where: { $0.lineId == lineId }) {
+                        context.lines[orderId]![index].status = "cancelled"
+                    }
+                default:
+                    break
+                }
+            }
+            for (orderId, lineId) in inFlight.orderCancellations where orders.contains(orderId) {
+                context.cancelled[orderId, default: []].insert(lineId)
+            }
+            return context
+        }
     }
 
     /// The orders of the events to apply, and of duplicate cancellations, whose
@@ -674,5 +716,19 @@ extension InboundEvent {
         case .orderConfirmed(_, let lines): lines.map(\.sku)
         case .orderCancelled: []
         }
+    }
+}
+
+extension ConfirmedLineRecord {
+    /// The line as `allocations` holds it once written.
+    var storedLine: StoredOrderLine {
+        StoredOrderLine(lineId: line.lineId, sku: line.sku, locationId: line.locationId, quantity: line.quantity, status: status)
+    }
+}
+
+extension FilledLineRecord {
+    /// The line as `allocations` holds it once filled.
+    var storedLine: StoredOrderLine {
+        StoredOrderLine(lineId: lineId, sku: sku, locationId: locationId, quantity: quantity, status: "allocated")
     }
 }

@@ -103,7 +103,9 @@ public final class Pipeline {
         var lastGauges = ContinuousClock.now - .seconds(60)
         var lastOutboxCount = ContinuousClock.now - .seconds(60)
         while !shouldStop() {
+            let polling = ContinuousClock.now
             let batch = try consumer.poll(maxMessages: settings.maxBatchSize, maxBytes: settings.maxBatchBytes, timeout: settings.pollTimeout)
+            let polled = ContinuousClock.now - polling
             status.update { $0.lastLoop = ContinuousClock.now }
             for change in consumer.takeRebalanceEvents() {
                 // The Kafka wrapper logs assignments and revocations; a loss is worse.
@@ -125,9 +127,10 @@ public final class Pipeline {
                 do { try settle() } catch { try retry(after: error, rewinding: [], sleep: sleep) }
             } else {
                 do {
-                    let prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
+                    var prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
                         if !lane.waitUntilWritten() { try settle() }
                     }
+                    prepared.report.stepTime["poll"] = polled
                     try settle()
                     lane.start(prepared)
                 } catch {

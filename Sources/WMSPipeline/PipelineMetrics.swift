@@ -10,7 +10,7 @@ import WMSDomain
 /// that can be known up front is created at zero, so `rate()` and alerts work
 /// before the first event of a kind arrives.
 public struct PipelineMetrics: Sendable {
-    public static let steps = ["decode", "lookup", "claim", "redis", "records", "display", "postgres", "release", "outbox", "publish", "wait", "commit"]
+    public static let steps = ["poll", "decode", "lookup", "claim", "redis", "records", "display", "postgres", "release", "outbox", "publish", "wait", "commit"]
     public static let stores = ["kafka", "redis", "postgres"]
     public static let alertTypes = ["INVENTORY_VARIANCE_ALERT", "INVENTORY_NEGATIVE_ALERT"]
     public static let allocationOutcomes = ["allocated", "backordered", "cancelled"]
