@@ -26,6 +26,9 @@ public final class KafkaConsumer {
         config.setDefault("auto.offset.reset", "earliest")
         config.setDefault("enable.partition.eof", "false")
         config.setDefault("log.connection.close", "false")
+        // Prefetch: librdkafka's default (64 MiB) is most of the worker's memory
+        // behind a large backlog; 16 MiB is still many batches ahead.
+        config.setDefault("queued.max.messages.kbytes", "16384")
         self.groupID = groupID
         self.logger = logger
         self.client = try RDKafkaClient(role: .consumer, config: config, logger: logger)
