@@ -17,16 +17,21 @@ public final class PostgresConnection {
 
     /// `url` is a libpq URI, `postgresql://user:password@host:port/db?sslmode=...`;
     /// every libpq parameter in it is honoured. Connects at once.
-    public init(url: String, connectTimeoutSeconds: Int = 5, applicationName: String = "wms-worker") throws(PostgresError) {
+    /// `settings`: server settings for the session (libpq `options`, `-c NAME=VALUE`);
+    /// an `options` parameter in the URL replaces them.
+    public init(url: String, connectTimeoutSeconds: Int = 5, applicationName: String = "wms-worker",
+                settings: KeyValuePairs<String, String> = [:]) throws(PostgresError) {
         self.url = url
         self.redactedURL = Self.redact(url)
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.applicationName = applicationName
+        self.options = settings.map { "-c \($0.key)=\($0.value)" }.joined(separator: " ")
         try Self.validate(url: url, redacted: redactedURL)
         try connectIfNeeded()
     }
 
     private let applicationName: String
+    private let options: String
 
     deinit { disconnect() }
 
@@ -137,8 +142,8 @@ public final class PostgresConnection {
         // Keepalives and a TCP user timeout: a half-open connection fails within
         // about 30 s instead of blocking the worker's thread for good.
         let keywords = ["connect_timeout", "application_name", "keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout", "dbname"]
-        let values = [String(connectTimeoutSeconds), applicationName, "1", "10", "5", "3", "30000", url]
+                        "keepalives_count", "tcp_user_timeout", "options", "dbname"]
+        let values = [String(connectTimeoutSeconds), applicationName, "1", "10", "5", "3", "30000", options, url]
         let connection = Self.withCStrings(keywords) { keys in
             Self.withCStrings(values) { vals in PQconnectdbParams(keys, vals, 1) }
         }

@@ -25,7 +25,7 @@ public struct StoreProbes: Sendable {
 
     /// PostgreSQL answers and its schema is the one this binary expects.
     public func probePostgres() throws -> (PostgresConnection, String) {
-        let db = try PostgresConnection(url: settings.postgresURL)
+        let db = try connectPostgres()
         let migrator = try Migrator()
         let applied = try migrator.appliedVersionsIfAny(db)
         guard applied.max() == migrator.latestVersion else {
@@ -33,6 +33,11 @@ public struct StoreProbes: Sendable {
         }
         let version = try db.query("SHOW server_version").first?[0].string() ?? "?"
         return (db, "\(db.redactedURL) (PostgreSQL \(version), schema version \(migrator.latestVersion))")
+    }
+
+    /// Another connection of the kind `probePostgres` returns, for the worker's statements.
+    public func connectPostgres() throws -> PostgresConnection {
+        try InventoryStore.connect(url: settings.postgresURL)
     }
 
     /// The brokers answer and every topic exists.

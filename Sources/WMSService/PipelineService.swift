@@ -72,7 +72,7 @@ public struct PipelineService: Service {
             consumer: try KafkaConsumer(config: settings.consumerConfig, logger: logger),
             producer: try KafkaProducer(config: settings.producerConfig, logger: logger),
             hot: stores.hot, displayCache: try RedisConnection(url: settings.displayCache), postgres: stores.postgres,
-            commitHot: try RedisConnection(url: settings.redis), commitPostgres: try PostgresConnection(url: settings.postgresURL))
+            commitHot: try RedisConnection(url: settings.redis), commitPostgres: try probes.connectPostgres())
         logger.info("joining consumer group", metadata: ["kafka.brokers": "\(settings.kafkaBrokers)", "kafka.topics": "\(settings.topics.joined(separator: ","))"])
         let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status, logger: logger)
         try pipeline.run(shouldStop: { stop.isRaised }, sleep: stop.sleep)
