@@ -174,7 +174,7 @@ public final class Pipeline {
             report.stepTime["wait", default: .zero] += waited
             let committing = ContinuousClock.now
             let offsets = Self.nextOffsets(batch.messages)
-            try consumer.commit(offsets)
+            try commit(offsets)
             report.stepTime["commit"] = ContinuousClock.now - committing
             faults.reached(.afterCommit)
             metrics.record(report, duration: ContinuousClock.now - batch.started, committedAt: Date().timeIntervalSince1970)
@@ -197,6 +197,33 @@ public final class Pipeline {
         } catch {
             failed = FailedBatch(messages: batch.messages, error: error)
             throw error
+        }
+    }
+
+    /// Commits a finished batch's offsets. Its effects are durable, so a transient
+    /// refusal (the coordinator away or slow) is retried here, promptly, a few
+    /// times, instead of running the batch again behind the batch backoff; what
+    /// is left (the group moved on, or the broker stays away) goes to `retry`.
+    private func commit(_ offsets: [KafkaTopicPartition: Int64]) throws {
+        var pause = Duration.milliseconds(50)
+        var attempt = 1
+        while true {
+            let failure: KafkaError
+            do {
+                try consumer.commit(offsets)
+                return
+            } catch {
+                failure = error
+            }
+            guard failure.isRetriable, !failure.isFatal, attempt < 6 else { throw failure }
+            metrics.retried(after: failure)
+            logger.warning("offset commit failed, retrying it", metadata: [
+                "error": "\(failure)", "attempt": "\(attempt)", "retry_in": "\(pause)",
+                "kafka.partitions": "\(Self.describe(Array(offsets.keys)))",
+            ])
+            Thread.sleep(forTimeInterval: pause / .seconds(1))
+            pause *= 2
+            attempt += 1
         }
     }
 
