@@ -333,22 +333,19 @@ final class BatchPreparer {
         /// As PostgreSQL will answer once `inFlight` has committed, of these orders.
         func overlaying(_ inFlight: InFlight, orders: Set<String>) -> OrderContext {
             var context = self
+            func position(_ orderId: String, _ lineId: String) -> Int? { context.lines[orderId]?.firstIndex { $0.lineId == lineId } }
             for change in inFlight.orderLines {
                 switch change {
                 case .confirmed(let orderId, let line) where orders.contains(orderId):
-                    if context.lines[orderId]?.contains(where: { $0.lineId == line.lineId }) != true {
-                        context.lines[orderId, default: []].append(line)
-                    }
+                    if position(orderId, line.lineId) == nil { context.lines[orderId, default: []].append(line) }
                 case .filled(let orderId, let line) where orders.contains(orderId):
-                    if let index = context.lines[orderId]?.firstIndex(where: { $0.lineId == line.lineId }) {
-                        if context.lines[orderId]![index].status == "backordered" { context.lines[orderId]![index].status = "allocated" }
-                    } else {
+                    guard let index = position(orderId, line.lineId) else {
                         context.lines[orderId, default: []].append(line)
+                        continue
                     }
+                    if context.lines[orderId]![index].status == "backordered" { context.lines[orderId]![index].status = "allocated" }
                 case .cancelled(let orderId, let lineId) where orders.contains(orderId):
-                    if let index = context.lines[orderId]?.firstIndex(where: { $0.lineId == lineId }) {
-                        context.lines[orderId]![index].status = "cancelled"
-                    }
+                    if let index = position(orderId, lineId) { context.lines[orderId]![index].status = "cancelled" }
                 default:
                     break
                 }

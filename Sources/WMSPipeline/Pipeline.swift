@@ -205,26 +205,24 @@ public final class Pipeline {
     /// times, instead of running the batch again behind the batch backoff; what
     /// is left (the group moved on, or the broker stays away) goes to `retry`.
     private func commit(_ offsets: [KafkaTopicPartition: Int64]) throws {
-        var pause = Duration.milliseconds(50)
-        var attempt = 1
-        while true {
+        var pause = Backoff(initial: .milliseconds(50), maximum: .seconds(1))
+        for attempt in 1... {
             let failure: KafkaError
             do {
-                try consumer.commit(offsets)
-                return
+                return try consumer.commit(offsets)
             } catch {
                 failure = error
             }
             guard failure.isRetriable, !failure.isFatal, attempt < 6 else { throw failure }
+            let delay = pause.next()
             metrics.retried(after: failure)
             logger.warning("offset commit failed, retrying it", metadata: [
-                "error": "\(failure)", "attempt": "\(attempt)", "retry_in": "\(pause)",
+                "error": "\(failure)", "attempt": "\(attempt)", "retry_in": "\(delay)",
                 "kafka.partitions": "\(Self.describe(Array(offsets.keys)))",
             ])
-            Thread.sleep(forTimeInterval: pause / .seconds(1))
-            pause *= 2
-            attempt += 1
+            Thread.sleep(forTimeInterval: delay / .seconds(1))
         }
+        preconditionFailure("the attempts above return or throw")
     }
 
     /// After a failure: settles the batch on the lane (committed if it is fine),
@@ -383,19 +381,21 @@ extension BatchReport {
     }
 }
 
-/// Exponential backoff with jitter: 0.2 s doubling up to `maximum`.
+/// Exponential backoff with jitter: `initial` (0.2 s) doubling up to `maximum`.
 public struct Backoff: Sendable {
+    public let initial: Duration
     public let maximum: Duration
     private var attempt = 0
 
-    public init(maximum: Duration) {
+    public init(initial: Duration = .milliseconds(200), maximum: Duration) {
+        self.initial = initial
         self.maximum = maximum
     }
 
     public mutating func next() -> Duration {
         defer { attempt += 1 }
-        let base = 0.2 * pow(2.0, Double(min(attempt, 16)))
-        let seconds = min(Double(maximum.components.seconds), base) * Double.random(in: 0.8...1.2)
+        let base = initial / .seconds(1) * pow(2.0, Double(min(attempt, 16)))
+        let seconds = min(maximum / .seconds(1), base) * Double.random(in: 0.8...1.2)
         return .milliseconds(Int64(seconds * 1000))
     }
 

@@ -5,6 +5,7 @@ import Postgres
 import Redis
 import WMSDomain
 import WMSPipeline
+import WMSStore
 
 /// Everything one pipeline test needs, isolated from the other tests: its own
 /// topics, consumer group, PostgreSQL schema and SKU prefix (Redis keys carry the SKU).
@@ -95,8 +96,8 @@ public struct PipelineFixture: Sendable {
             producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: producerProperties),
                                         logger: Self.logger),
             hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
-            postgres: try PostgresConnection(url: schema.url), commitHot: try RedisConnection(url: redisURL),
-            commitPostgres: try PostgresConnection(url: schema.url)), logger: Self.logger)
+            postgres: try InventoryStore.connect(url: schema.url), commitHot: try RedisConnection(url: redisURL),
+            commitPostgres: try InventoryStore.connect(url: schema.url)), logger: Self.logger)
         try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
         return pipeline.totals
     }
