@@ -68,7 +68,7 @@ let package = Package(
         // The daemon as services under one lifecycle: the pipeline, HTTP health and
         // metrics, store probes; structured logs.
         .target(name: "WMSService", dependencies: [
-            "WMSOperations", "WMSPipeline", "Kafka", "Redis", "Postgres", "BlockingIO",
+            "WMSOperations", "WMSPipeline", "WMSStore", "Kafka", "Redis", "Postgres", "BlockingIO",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -104,7 +104,7 @@ let package = Package(
         ]),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "WMSStoreTests", dependencies: ["WMSStore", "Postgres", "TestSupport"]),
+        .testTarget(name: "WMSStoreTests", dependencies: ["WMSStore", "Postgres", "BlockingIO", "TestSupport"]),
         .testTarget(
             name: "WMSDomainTests", dependencies: ["WMSDomain"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
         .testTarget(name: "WMSPipelineTests", dependencies: [

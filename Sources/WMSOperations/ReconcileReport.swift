@@ -1,4 +1,5 @@
 import Foundation
+import WMSStore
 
 /// Who moves `reserved` in the Redis hashes.
 public enum ReservedOwnership: String, Sendable, Codable, CaseIterable {
@@ -252,6 +253,8 @@ public struct RepairSummary: Codable, Sendable, Hashable {
     public var deduplicationMarksDeleted = 0
     /// `inventory:display:*` entries deleted (when a display-cache connection was given).
     public var displayEntriesInvalidated = 0
+    /// The Redis state the rebuilt Redis holds (its sentinel's token).
+    public var redisState: RedisStateRecord?
 
     public init() {}
 

@@ -3,6 +3,7 @@ import Postgres
 import Redis
 import WMSDomain
 import WMSPipeline
+import WMSStore
 
 extension Reconciler {
     /// Rebuilds from PostgreSQL the Redis state the pipeline needs: the recovery
@@ -31,7 +32,23 @@ extension Reconciler {
     ///
     /// It keeps the eventId claims (which payload of an eventId stands) and the
     /// checkout service's reservations (PostgreSQL does not have them).
+    ///
+    /// Fenced, so that workers may run meanwhile (one that found Redis lost runs
+    /// it): under an advisory lock (one repair at a time; `RedisRepairUnderWay`
+    /// otherwise), it first deletes Redis's state sentinel, so no script writes
+    /// from then on, then gives PostgreSQL's `redis_state` a new token, which
+    /// waits for the batches that checked the old one and makes every later one
+    /// roll back; it reads PostgreSQL after that, and writes the new token into
+    /// the sentinel last. A batch is either in the snapshot the rebuild reads, or
+    /// runs again on the rebuilt Redis.
     public func repair() throws -> RepairSummary {
+        let store = InventoryStore(db: postgres)
+        guard try store.tryLockRedisRepair() else { throw RedisRepairUnderWay() }
+        defer { try? store.unlockRedisRepair() }
+        if let previous = try store.redisState() {
+            _ = try hot.send("DEL", RedisStateSentinel(previous).key)
+        }
+        let state = try store.renewRedisState(token: RedisStateGuard.newToken(), newDeployment: RedisStateGuard.newToken())
         var summary = RepairSummary()
         summary.deduplicationMarksDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.applied(sku: "", eventId: "")) + "*")
         summary.orderLineKeysDeleted = try deleteAll(LineKeys.pattern)
@@ -45,6 +62,9 @@ extension Reconciler {
             try writeQueues(db, &summary)
             try writeSequences(db, &summary)
         }
+        let sentinel = RedisStateSentinel(state)
+        _ = try hot.send("SET", sentinel.key, sentinel.token)
+        summary.redisState = state
         return summary
     }
 

@@ -40,7 +40,7 @@ final class BatchFinisher {
         try displayCache.invalidate(skus: batch.displaySKUs)
         clock.lap("display", &report)
         faults.reached(.afterDisplayInvalidation)
-        try store.write(batch.records) { faults.reached(.beforePostgresCommit) }
+        try store.write(batch.records, redisState: batch.redisState) { faults.reached(.beforePostgresCommit) }
         clock.lap("postgres", &report)
         written()
         faults.reached(.afterPostgres)

@@ -51,6 +51,8 @@ struct PreparedBatch: Sendable {
     var eventKeys: Set<String>
     /// Events found applied, whose outbox rows a crashed run may have left.
     var duplicateIDs: [String]
+    /// The token of the Redis state its scripts ran on: its transaction checks it still stands.
+    var redisState: String
 
     /// What the batch changes in PostgreSQL that the next one may read.
     var inFlight: InFlight {
@@ -213,7 +215,7 @@ final class BatchPreparer {
         let displaySKUs = Set(changes.map(\.sku) + lateChanges.map(\.sku) + duplicates.flatMap { $0.event.skus(orders: orders.lines) })
         return PreparedBatch(messages: messages, started: started, report: report, records: records, displaySKUs: displaySKUs,
                              releases: releases, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)),
-                             duplicateIDs: duplicates.map(\.event.eventId))
+                             duplicateIDs: duplicates.map(\.event.eventId), redisState: hotStore.expectedState.token)
     }
 
     /// An event of several SKUs is checked whole before any SKU of it is applied:

@@ -148,6 +148,9 @@ final class HotStore {
     let hot: RedisConnection
     let graceMilliseconds: Int64
     let policy: BackorderPolicy
+    /// The Redis state a batch builds on: nothing is claimed or applied unless
+    /// Redis holds it (`RedisStateMismatch` otherwise). Set by the pipeline.
+    var expectedState = RedisStateSentinel(key: "", token: "")
 
     init(hot: RedisConnection, grace: Duration, policy: BackorderPolicy) {
         self.hot = hot
@@ -175,11 +178,17 @@ final class HotStore {
     /// Claims each new eventId for a payload, in the order given: the first payload
     /// to claim an eventId (in this batch, an earlier one, or another worker's) is
     /// the one that stands. And asks, for events PostgreSQL already holds, whether
-    /// their claim is still there without expiry. One round trip.
+    /// their claim is still there without expiry. One round trip, which first
+    /// checks that Redis still holds the state the batch builds on: the batch's
+    /// first Redis step, so a Redis that lost its data is found before any of the
+    /// batch is applied (the scripts check again, atomically).
     func claim(_ events: [(eventId: String, digest: String)], known: [String]) throws -> Claims {
-        guard !events.isEmpty || !known.isEmpty else { return Claims() }
-        let replies = try hot.pipeline(events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
+        let answers = try hot.pipeline([RedisCommand("GET", expectedState.key)]
+            + events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
             + known.map { RedisCommand("PTTL", RedisKeys.claim(eventId: $0)) })
+        let sentinel = try answers[0].get().string
+        guard sentinel == expectedState.token else { throw RedisStateMismatch(expected: expectedState.token, found: sentinel) }
+        let replies = answers.dropFirst()
         var claims = Claims()
         for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {
             // Claims of workers before 0004 held "digest|lines".
@@ -250,8 +259,8 @@ final class HotStore {
             let indices = bySKU[sku]!
             for start in stride(from: 0, to: indices.count, by: Self.maxEventsPerCall) {
                 let group = indices[start..<min(start + Self.maxEventsPerCall, indices.count)]
-                var keys: [any RedisArgument] = []
-                var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply"]
+                var keys: [any RedisArgument] = [expectedState.key]
+                var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply", expectedState.token]
                 for index in group {
                     let (eventKeys, operations) = Self.keysAndOperations(changes[index], policy: policy)
                     arguments += [keys.count, changes[index].digest, operations.serialized(canonical: true)]
@@ -264,6 +273,9 @@ final class HotStore {
         var replies = [RESPValue](repeating: .null, count: changes.count)
         for (group, reply) in zip(members, try hot.evaluateAll(calls)) {
             let value = try reply.get()
+            if let parts = value.array, parts.count == 2, parts[0].string == "stale" {
+                throw RedisStateMismatch(expected: expectedState.token, found: parts[1].string.flatMap { $0.isEmpty ? nil : $0 })
+            }
             guard let parts = value.array, parts.count == 2 * group.count else {
                 throw RedisError.unexpectedReply("apply_event returned \(value) for \(group.count) event(s)")
             }
@@ -446,5 +458,34 @@ extension BadEvent {
     /// would leave the exact range, or a key holds what another writer left.
     static func unappliable(eventId: String, sku: String, why: String) -> BadEvent {
         BadEvent(code: .invalidField, detail: "cannot be applied to sku \(sku): \(why)", eventId: eventId)
+    }
+}
+
+/// The Redis state a batch builds on: the sentinel key and the token it holds
+/// (PostgreSQL's `redis_state`).
+public struct RedisStateSentinel: Sendable, Equatable {
+    public var key: String
+    public var token: String
+
+    public init(key: String, token: String) {
+        self.key = key
+        self.token = token
+    }
+
+    public init(_ record: RedisStateRecord) {
+        self.init(key: RedisKeys.stateSentinel(deployment: record.deployment), token: record.token)
+    }
+}
+
+/// Redis does not hold the state the batch was to build on: its sentinel is
+/// gone (Redis lost its data, or a repair is under way) or holds another token
+/// (a repair happened). Nothing of the batch was applied.
+public struct RedisStateMismatch: Error, Sendable, CustomStringConvertible {
+    public let expected: String
+    public let found: String?
+
+    public var description: String {
+        found == nil ? "Redis does not hold the worker's state (its sentinel is gone): it lost its data, or a repair is under way"
+            : "Redis holds another state (\(found!)) than the one expected (\(expected)): it was repaired"
     }
 }

@@ -63,9 +63,16 @@ public final class Pipeline {
     private var backoff: Backoff
     /// The batch on the lane failed, found by a settle inside a poll (a revocation).
     private var failed: FailedBatch?
+    let redisStateGuard: RedisStateGuard
+    /// The Redis state batches build on; nil until checked (at the start, and
+    /// after a batch found Redis without it).
+    private var redisState: RedisStateSentinel?
 
+    /// `repairRedis`: how to rebuild a Redis that lost its data; without it, the
+    /// worker waits for `reconcile --repair`.
     public init(settings: PipelineSettings, connections: Connections, faults: FaultPoints = FaultPoints(),
-                metrics: PipelineMetrics = PipelineMetrics(), status: PipelineStatus = PipelineStatus(), logger: Logger) {
+                metrics: PipelineMetrics = PipelineMetrics(), status: PipelineStatus = PipelineStatus(),
+                repairRedis: RedisRepair? = nil, logger: Logger) {
         self.settings = settings
         self.metrics = metrics
         self.status = status
@@ -75,6 +82,7 @@ public final class Pipeline {
         self.faults = faults
         self.logger = logger
         self.backoff = Backoff(maximum: settings.maxRetryDelay)
+        self.redisStateGuard = RedisStateGuard(store: store, hot: connections.hot, repair: repairRedis, logger: logger)
         self.preparer = BatchPreparer(
             settings: settings, hotStore: HotStore(hot: connections.hot, grace: settings.redisGrace, policy: settings.backorderPolicy),
             store: store, faults: faults, logger: logger)
@@ -127,6 +135,7 @@ public final class Pipeline {
                 do { try settle() } catch { try retry(after: error, rewinding: [], sleep: sleep) }
             } else {
                 do {
+                    try checkRedisState()
                     var prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
                         if !lane.waitUntilWritten() { try settle() }
                     }
@@ -200,6 +209,20 @@ public final class Pipeline {
         }
     }
 
+    /// Before a batch, after a start or a batch that found Redis without the
+    /// state it builds on: that Redis holds it, or is repaired (not ready meanwhile).
+    private func checkRedisState() throws {
+        guard redisState == nil else { return }
+        let state = try redisStateGuard.establish { reason in
+            status.update {
+                $0.failingSince = $0.failingSince ?? ContinuousClock.now
+                $0.lastError = reason
+            }
+        }
+        redisState = state
+        preparer.hotStore.expectedState = state
+    }
+
     /// Commits a finished batch's offsets. Its effects are durable, so a transient
     /// refusal (the coordinator away or slow) is retried here, promptly, a few
     /// times, instead of running the batch again behind the batch backoff; what
@@ -235,6 +258,7 @@ public final class Pipeline {
             throw error
         }
         var messages = messages
+        if error is RedisStateMismatch || error is RedisStateChanged { redisState = nil }
         do { try settle() } catch let error as KafkaError where error.isFatal { throw error } catch {}
         if let failed {
             messages = failed.messages + messages
@@ -362,6 +386,8 @@ public final class Pipeline {
         case let error as KafkaError: error.isRetriable
         case let error as RedisError: error.isRetriable
         case let error as PostgresError: error.isRetriable
+        // Redis repaired (or to be): the batch runs again on it.
+        case is RedisStateMismatch, is RedisStateChanged, is RedisRepairUnderWay: true
         default: false
         }
     }

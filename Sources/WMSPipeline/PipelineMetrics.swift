@@ -2,6 +2,7 @@ import Foundation
 import Kafka
 import Metrics
 import Postgres
+import WMSStore
 import Redis
 import WMSDomain
 
@@ -84,7 +85,7 @@ public struct PipelineMetrics: Sendable {
     func retried(after error: any Error) {
         let store = switch error {
         case is KafkaError: "kafka"
-        case is RedisError: "redis"
+        case is RedisError, is RedisStateMismatch, is RedisStateChanged, is RedisRepairUnderWay: "redis"
         case is PostgresError: "postgres"
         default: "other"
         }

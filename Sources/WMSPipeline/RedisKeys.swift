@@ -21,5 +21,9 @@ public enum RedisKeys {
     /// The lines a cancellation resolved when it first ran.
     public static func cancelledLines(eventId: String) -> String { "inventory:cancel-lines:{\(eventId)}" }
     /// A checkout reservation, written by the checkout service.
+    /// The token of the Redis state the workers build on (PostgreSQL's
+    /// `redis_state`); absent or another token, and nothing is built on this Redis.
+    /// `deployment`: the database's own id (databases sharing a Redis each have theirs).
+    public static func stateSentinel(deployment: String) -> String { "inventory:state:{\(deployment)}" }
     public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }

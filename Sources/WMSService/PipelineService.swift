@@ -6,6 +6,7 @@ import Redis
 import ServiceLifecycle
 import WMSOperations
 import WMSPipeline
+import WMSStore
 
 /// The consume loop as a service: connects (retrying until every store answers),
 /// then runs the pipeline on a thread of its own. On graceful shutdown it finishes
@@ -46,6 +47,16 @@ public struct PipelineService: Service {
         }
     }
 
+    /// Rebuilds Redis from PostgreSQL after it lost its data (the repair is fenced:
+    /// other workers may run meanwhile), on connections of its own.
+    static func repairRedis(_ settings: Settings) throws -> RedisStateRecord {
+        let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
+                                    displayCache: try RedisConnection(url: settings.displayCache))
+        let summary = try reconciler.repair()
+        guard let state = summary.redisState else { throw RedisRepairUnderWay() }
+        return state
+    }
+
     /// Runs on the dedicated pipeline thread: every call in here blocks.
     private func runPipeline(stop: StopFlag) throws {
         let probes = StoreProbes(settings: settings)
@@ -74,7 +85,8 @@ public struct PipelineService: Service {
             hot: stores.hot, displayCache: try RedisConnection(url: settings.displayCache), postgres: stores.postgres,
             commitHot: try RedisConnection(url: settings.redis), commitPostgres: try probes.connectPostgres())
         logger.info("joining consumer group", metadata: ["kafka.brokers": "\(settings.kafkaBrokers)", "kafka.topics": "\(settings.topics.joined(separator: ","))"])
-        let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status, logger: logger)
+        let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status,
+                                repairRedis: { [settings] in try Self.repairRedis(settings) }, logger: logger)
         try pipeline.run(shouldStop: { stop.isRaised }, sleep: stop.sleep)
     }
 }

@@ -45,10 +45,13 @@ public final class InventoryStore {
     /// Writes the batch in one transaction. Everything is keyed (eventId, messageId,
     /// source offset), and what is already there is skipped: writing the same batch
     /// twice changes nothing, and quantities move only for events new to the table.
+    /// `redisState`: the token of the Redis state the batch's scripts ran on; the
+    /// transaction rolls back (`RedisStateChanged`) if another stands.
     /// `beforeCommit` runs with every row written, before COMMIT (a test's crash point).
-    public func write(_ batch: BatchRecords, beforeCommit: () -> Void = {}) throws {
+    public func write(_ batch: BatchRecords, redisState: String, beforeCommit: () -> Void = {}) throws {
         guard !batch.isEmpty else { return }
         try db.withTransaction { db in
+            try checkRedisState(redisState, db)
             // Only events this transaction inserted write their records: another
             // worker that wrote the same event first wrote the same records.
             let batch = batch.keeping(insertedEvents: try insertEventsLedgerAndLevels(batch, db))

@@ -24,3 +24,12 @@ public struct FreshSchema: Sendable {
         try await blocking { try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "DROP SCHEMA \(name) CASCADE") }
     }
 }
+
+extension InventoryStore {
+    /// Writes a batch as the pipeline would, on the Redis state that stands
+    /// (adopted, with no Redis, if none does): for tests of PostgreSQL alone.
+    public func writeOnStandingState(_ batch: BatchRecords) throws {
+        let (state, _) = try adoptRedisState(RedisStateRecord(deployment: "tests", token: "tests")) { _ in }
+        try write(batch, redisState: state.token)
+    }
+}

@@ -115,8 +115,8 @@ public struct PipelineFixture: Sendable {
     }
 
     /// The Redis hashes of the same keys, same order, plus `available` last.
-    public func redisLevels(_ keys: some Sequence<String>) throws -> [String: [Int64]] {
-        let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+    public func redisLevels(_ keys: some Sequence<String>, url: String = TestEnvironment.redisURL) throws -> [String: [Int64]] {
+        let redis = try RedisConnection(url: try RedisURL(url))
         var levels: [String: [Int64]] = [:]
         for key in keys {
             let parts = key.split(separator: "@")

@@ -30,3 +30,19 @@ public func blocking<T: Sendable>(_ name: String = "test", _ body: @Sendable @es
     defer { thread.stop() }
     return try await thread.run(body)
 }
+
+/// Checks `condition` every 100 ms until it holds; fails the test (with `what`)
+/// if it still does not after `timeout`.
+public func waitUntil(_ what: @autoclosure () -> String, timeout: Duration = .seconds(60),
+                      _ condition: @Sendable @escaping () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await blocking("wait", condition) { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw WaitTimedOut(description: "timed out after \(timeout) waiting for: \(what())")
+}
+
+public struct WaitTimedOut: Error, CustomStringConvertible {
+    public let description: String
+}

@@ -13,6 +13,14 @@ import TestSupport
          RedisKeys.backorders(sku: sku, location: "FC1"), RedisKeys.backorderSequence(sku: sku)] + extra
     }
 
+    /// KEYS[1] and ARGV[3] of a call: the state sentinel of a deployment of the
+    /// test's own, and the token it must hold; `sentinel(redis:sku:)` writes it.
+    static func sentinelKey(_ sku: String) -> String { RedisKeys.stateSentinel(deployment: sku) }
+    static let token = "state-1"
+    static func writeSentinel(_ redis: RedisConnection, _ sku: String) throws {
+        _ = try redis.send("SET", sentinelKey(sku), token)
+    }
+
     static func operations(_ sku: String, event: String, onHand: Int, confirm: String = "{}") -> String {
         #"{"policy":"strict","eventId":"\#(event)","lineKeyPrefix":"\#(RedisKeys.orderLinePrefix(sku: sku))","seq":4,"#
             + #""locations":[{"live":2,"queue":3,"d":[\#(onHand),0,0,0,0,0,0],"fill":true}],"picks":{},"confirm":\#(confirm),"cancel":{}}"#
@@ -22,8 +30,9 @@ import TestSupport
         let sku = "T\(UUID().uuidString.prefix(8))-S"
         let (replies, live) = try await blocking {
             let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
-            var keys: [any RedisArgument] = []
-            var arguments: [any RedisArgument] = [1_000, "apply"]
+            try Self.writeSentinel(redis, sku)
+            var keys: [any RedisArgument] = [Self.sentinelKey(sku)]
+            var arguments: [any RedisArgument] = [1_000, "apply", Self.token]
             for (number, onHand) in [(1, 10), (2, -3), (3, 5)] {
                 arguments += [keys.count, "d\(number)", Self.operations(sku, event: "e\(number)", onHand: onHand)]
                 keys += Self.keys(sku, event: "e\(number)")
@@ -48,8 +57,9 @@ import TestSupport
         let line = RedisKeys.orderLine(sku: sku, orderId: "O", lineId: "1")
         let (statuses, live, marks) = try await blocking {
             let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
-            var keys: [any RedisArgument] = Self.keys(sku, event: "e1")
-            var arguments: [any RedisArgument] = [1_000, "apply", 0, "d1", Self.operations(sku, event: "e1", onHand: 10)]
+            try Self.writeSentinel(redis, sku)
+            var keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
+            var arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
             arguments += [keys.count, "d2", Self.operations(sku, event: "e2", onHand: 5,
                                                              confirm: #"[{"loc":1,"line":5,"order":"O","lineId":"1","cancelled":false}]"#)]
             keys += Self.keys(sku, event: "e2", extra: [line])
@@ -64,5 +74,23 @@ import TestSupport
         #expect(statuses == ["applied", "error", "skipped"])
         #expect(live == ["10", "10"])
         #expect(marks == [1, 0, 0])
+    }
+
+    /// A Redis without the state the worker builds on (its sentinel gone, or
+    /// another token) is not written: the call says so and changes nothing.
+    @Test(arguments: [nil, "state-0"])
+    func aRedisWithoutTheStateIsNotWritten(_ sentinel: String?) async throws {
+        let sku = "T\(UUID().uuidString.prefix(8))-S"
+        let (reply, exists) = try await blocking {
+            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            if let sentinel { _ = try redis.send("SET", Self.sentinelKey(sku), sentinel) }
+            let keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
+            let arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
+            let reply = try redis.evaluateAll([RedisScript.Call(script: HotStore.applyScript, keys: keys, arguments: arguments)])[0].get()
+            return (reply.array?.compactMap(\.string) ?? [],
+                    try redis.send("EXISTS", RedisKeys.applied(sku: sku, eventId: "e1"), RedisKeys.live(sku: sku, location: "FC1")).int)
+        }
+        #expect(reply == ["stale", sentinel ?? ""])
+        #expect(exists == 0)
     }
 }

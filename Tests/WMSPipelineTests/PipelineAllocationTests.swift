@@ -202,7 +202,7 @@ import WMSStore
                                         canonicalJSON: "{}", digest: String(repeating: "0", count: 64), sourceTopic: f.topics[0],
                                         sourcePartition: 1, sourceOffset: 0)]
             other.orderCancellations = [OrderCancellationRecord(orderId: "O", lineId: "*", eventId: "\(f.id)-c")]
-            try InventoryStore(db: try PostgresConnection(url: f.schema.url)).write(other)
+            try InventoryStore(db: try PostgresConnection(url: f.schema.url)).writeOnStandingState(other)
             let pending = try f.query("SELECT count(*) AS n FROM pending_cancellations").first!["n"].int()
             // The worker releases it, with no message to read: its idle batches do.
             let db = try PostgresConnection(url: f.schema.url)

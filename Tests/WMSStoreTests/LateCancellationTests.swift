@@ -14,8 +14,8 @@ import WMSStore
             let db = try PostgresConnection(url: schema.url)
             let records = try Self.pendingLine(db, levels: true)
             let store = InventoryStore(db: db)
-            try store.write(records)
-            try store.write(records)
+            try store.writeOnStandingState(records)
+            try store.writeOnStandingState(records)
             return (try db.query("SELECT count(*) FROM inventory_transactions WHERE event_id = 'cancel-1'").first![0].int(),
                     try db.query("SELECT allocated FROM inventory_levels WHERE sku = 'S'").first![0].int(),
                     try db.query("SELECT status FROM allocations WHERE order_id = 'O1'").first![0].string(),
@@ -36,7 +36,7 @@ import WMSStore
         let (ledger, allocated) = try await blocking {
             let db = try PostgresConnection(url: schema.url)
             let records = try Self.pendingLine(db, levels: false)
-            try InventoryStore(db: db).write(records)
+            try InventoryStore(db: db).writeOnStandingState(records)
             return (try db.query("SELECT sum(d_allocated) FROM inventory_transactions WHERE sku = 'S'").first![0].int(),
                     try db.query("SELECT allocated FROM inventory_levels WHERE sku = 'S'").first.map { try $0[0].int() })
         }

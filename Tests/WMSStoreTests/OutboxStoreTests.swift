@@ -27,7 +27,7 @@ import WMSStore
             let store = InventoryStore(db: db)
             var later = BatchRecords()
             later.outbox = [OutboxRecord(messageId: "allocation:later:O:FC1", topic: "a", key: nil, payload: [0x7B, 0x7D], eventId: nil)]
-            try store.write(later)
+            try store.writeOnStandingState(later)
             return try store.allPendingOutbox(limit: 10)
         }
         try await schema.drop()
@@ -53,7 +53,7 @@ import WMSStore
             let store = InventoryStore(db: try PostgresConnection(url: schema.url))
             var records = BatchRecords()
             records.outbox = [OutboxRecord(messageId: "dlq:t:0:1:def", topic: "d", key: [0x00, 0xC3], payload: [0xFF], headers: headers, eventId: nil)]
-            try store.write(records)
+            try store.writeOnStandingState(records)
             return try store.allPendingOutbox(limit: 10)
         }
         try await schema.drop()

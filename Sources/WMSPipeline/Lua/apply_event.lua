@@ -14,9 +14,13 @@
 -- depend on each other, other SKUs' do not): each bucket is read once and
 -- written once per call, whatever the number of events.
 --
+-- KEYS[1]   the Redis state sentinel, inventory:state:{DEPLOYMENT}
 -- ARGV[1]   now, Unix milliseconds (updatedAt)
 -- ARGV[2]   'apply', or 'check': only say whether each change could be applied
 --           now, write nothing
+-- ARGV[3]   the token the sentinel must hold: otherwise Redis lost its data, or
+--           a repair is under way or done, and the call returns 'stale', TOKEN
+--           (what the sentinel holds, '' when absent), having written nothing
 -- then, per event, three arguments:
 --   BASE    where its keys start in KEYS (0-based): its key number i is KEYS[BASE + i],
 --           its first key (i = 1) its mark for this SKU, inventory:applied:{SKU}:EVENT_ID
@@ -55,6 +59,12 @@
 
 local now = ARGV[1]
 local checking = ARGV[2] == 'check'
+-- Never build on a Redis that lost its data (contract, section 4): every
+-- decision below reads what this Redis holds.
+local sentinel = redis.call('GET', KEYS[1])
+if sentinel ~= ARGV[3] then
+    return {'stale', sentinel or ''}
+end
 local function failed(reply) return type(reply) == 'table' and reply.err ~= nil end
 local function refused(why) return {'refused', why} end
 local function wrongType(k, wanted)
@@ -324,7 +334,7 @@ local function applyOne(base, digest, encodedOps)
 end
 
 local replies = {}
-for k = 3, #ARGV, 3 do
+for k = 4, #ARGV, 3 do
     undo = {}
     local ok, reply = pcall(applyOne, tonumber(ARGV[k]), ARGV[k + 1], ARGV[k + 2])
     if not ok then

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+import Metrics
+import Redis
+import WMSStore
+
+/// Rebuilds Redis from PostgreSQL under a new state token and returns it
+/// (`Reconciler.repair`, which the daemon passes in); throws `RedisRepairUnderWay`
+/// when another process is repairing.
+public typealias RedisRepair = @Sendable () throws -> RedisStateRecord
+
+/// Another process (a worker, `reconcile --repair`) holds the repairs' lock.
+public struct RedisRepairUnderWay: Error, Sendable, CustomStringConvertible {
+    public init() {}
+    public var description: String { "Redis is being repaired from PostgreSQL by another process: waiting for it" }
+}
+
+/// Whether Redis holds the state the workers build on (contract, section 4: a
+/// Redis that lost its data is detected before the next batch is applied,
+/// reported, and repaired from PostgreSQL). PostgreSQL's `redis_state` names the
+/// state; Redis holds its token in a sentinel key that nothing but a repair
+/// writes, so a restart without persistence, a FLUSHALL or a failover to an empty
+/// replica leaves Redis without it. Every batch checks it first (`HotStore.claim`,
+/// then atomically in each script), and its PostgreSQL transaction checks that
+/// the state still stands.
+///
+/// Blocking: on the pipeline thread, with the pipeline's own connections.
+public final class RedisStateGuard {
+    let store: InventoryStore
+    let hot: RedisConnection
+    let repair: RedisRepair?
+    let logger: Logger
+    private let losses = Counter(label: "wms_redis_data_losses_total")
+    /// The token of the last state found lost.
+    private var reported: String?
+
+    init(store: InventoryStore, hot: RedisConnection, repair: RedisRepair?, logger: Logger) {
+        self.store = store
+        self.hot = hot
+        self.repair = repair
+        self.logger = logger
+    }
+
+    /// The state to build on, once Redis holds it. The first worker on a database
+    /// adopts the Redis it finds. A Redis without the state is reported and
+    /// repaired (or, without `repair`, left for `reconcile --repair`: this throws).
+    /// `reporting` is told why batches wait meanwhile.
+    func establish(reporting: (String) -> Void) throws -> RedisStateSentinel {
+        let standing: RedisStateRecord
+        if let record = try store.redisState() {
+            standing = record
+        } else {
+            let (record, adopted) = try store.adoptRedisState(RedisStateRecord(deployment: Self.newToken(), token: Self.newToken())) { record in
+                let sentinel = RedisStateSentinel(record)
+                _ = try hot.send("SET", sentinel.key, sentinel.token, "NX")
+            }
+            if adopted { logger.info("Redis adopted as the state to build on", metadata: ["redis.state": "\(record.token)"]) }
+            standing = record
+        }
+        var expected = RedisStateSentinel(standing)
+        var found = try hot.send("GET", expected.key).string
+        // A repair that ended between the two reads changed both: read again.
+        while found != expected.token, let now = try store.redisState(), now.token != expected.token {
+            expected = RedisStateSentinel(now)
+            found = try hot.send("GET", expected.key).string
+        }
+        if found == expected.token { return expected }
+
+        let mismatch = RedisStateMismatch(expected: expected.token, found: found)
+        // Once per state lost, however many times the batch waits for its repair.
+        guard reported != expected.token else { return try repairOrWait(mismatch) }
+        reported = expected.token
+        losses.increment()
+        logger.error("Redis lost its data: nothing is built on it until it is repaired from PostgreSQL", metadata: [
+            "redis.state": "\(expected.token)", "redis.sentinel": "\(found ?? "absent")",
+            "repair": "\(repair == nil ? "wms-worker reconcile --repair" : "by this worker, now")",
+        ])
+        reporting("Redis lost its data: " + (repair == nil ? "waiting for wms-worker reconcile --repair" : "repairing it from PostgreSQL"))
+        return try repairOrWait(mismatch)
+    }
+
+    private func repairOrWait(_ mismatch: RedisStateMismatch) throws -> RedisStateSentinel {
+        guard let repair else { throw mismatch }
+        let started = ContinuousClock.now
+        let repaired = try repair()
+        logger.notice("Redis repaired from PostgreSQL: building on it again", metadata: [
+            "redis.state": "\(repaired.token)", "duration": "\(ContinuousClock.now - started)",
+        ])
+        return RedisStateSentinel(repaired)
+    }
+
+    public static func newToken() -> String { UUID().uuidString.lowercased() }
+}
