@@ -34,6 +34,13 @@ public final class KafkaMockCluster {
         try code.check("set broker \(id) \(up ? "up" : "down")")
     }
 
+    /// Makes broker `id` the coordinator of consumer group `group`: what a
+    /// coordinator moving (its broker restarted, partitions of
+    /// `__consumer_offsets` moved) looks like to the group's members.
+    public func setCoordinator(ofGroup group: String, to id: Int32) throws(KafkaError) {
+        try rd_kafka_mock_coordinator_set(cluster, "group", group, id).check("move the coordinator of \(group) to broker \(id)")
+    }
+
     /// The next requests of this API (a Kafka ApiKey: 0 Produce, 1 Fetch, 8
     /// OffsetCommit, ...) fail with these error codes, one each, in order.
     public func pushRequestErrors(apiKey: Int16, errors: [Int32]) {
