@@ -141,10 +141,14 @@ public final class PrivateRedis: @unchecked Sendable {
     public let port: UInt16
     private var process: Process?
 
-    public init() throws {
+    /// Extra `redis-server` arguments (`--maxmemory`, ...), for every start.
+    private let arguments: [String]
+
+    public init(arguments: [String] = []) throws {
         let probe = try TCPRelay(upstreamHost: "127.0.0.1", upstreamPort: 1)
         port = probe.port
         probe.stop()
+        self.arguments = arguments
         try start()
     }
 
@@ -153,7 +157,7 @@ public final class PrivateRedis: @unchecked Sendable {
     public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"] + arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

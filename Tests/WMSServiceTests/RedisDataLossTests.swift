@@ -66,3 +66,43 @@ import TestSupport
         try await waitUntil("\(count) allocation rows\n\(worker.log.suffix(3000))") { try f.allocationRows().count >= count }
     }
 }
+
+/// Redis at its `maxmemory` with `noeviction` refuses writes: the worker stops
+/// applying, reports it (not ready, the error in the log), corrupts nothing,
+/// and applies everything exactly once when memory is given back.
+@Suite struct RedisOutOfMemoryTests {
+    @Test func aFullRedisHoldsTheStreamBackWithoutCorruptingIt() async throws {
+        let f = try await PipelineFixture.create()
+        let redis = try PrivateRedis(arguments: ["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"])
+        let worker = try WorkerProcess(["run"], environment: f.workerEnvironment.merging([
+            "WMS_REDIS_URL": redis.url, "WMS_DISPLAY_CACHE_URL": redis.url,
+        ]) { $1 })
+        let base = try await blocking { try worker.httpBase() }
+        // Distinct SKUs, each a hash and marks more: far past 3 MB.
+        let events = (1...12_000).map { WMSEvents.receiving("\(f.id)-\($0)", at: "L1", [(f.sku("S\($0)"), $0 % 7 + 1)]) }
+        try await blocking { try f.produce(events, partition: 0) }
+        try await blocking { try worker.waitForLog("OOM", timeout: .seconds(90)) }
+        let notReady = await waitForHTTP(base + "/readyz", timeout: .seconds(30)) { $0?.status == 503 }
+        #expect(notReady?.body.contains("OOM") == true, "\(notReady?.body ?? "no answer")")
+        let appliedWhileFull = try await blocking { try f.query("SELECT count(*) FROM inventory_events").rows[0][0].int() }
+        #expect(appliedWhileFull < Int64(events.count))
+
+        _ = try await blocking { try RedisConnection(url: try RedisURL(redis.url)).send("CONFIG", "SET", "maxmemory", "0") }
+        try await waitUntil("every event applied\n\(worker.log.suffix(2000))", timeout: .seconds(120)) {
+            try f.query("SELECT count(*) FROM inventory_events").rows[0][0].int() == Int64(events.count)
+        }
+        let keys = (1...events.count).map { "\(f.sku("S\($0)"))@L1" }
+        try await waitUntil("Redis equal to PostgreSQL") {
+            let postgres = try f.postgresLevels()
+            let hashes = try f.redisLevels(keys, url: redis.url)
+            return keys.allSatisfy { key in hashes[key].map { Array($0.dropLast()) } == postgres[key] }
+        }
+        let levels = try await blocking { try f.postgresLevels() }
+        #expect(keys.enumerated().allSatisfy { index, key in levels[key]?.first == Int64((index + 1) % 7 + 1) }, "an event lost or doubled")
+        #expect(await waitForHTTP(base + "/readyz", timeout: .seconds(30)) { $0?.status == 200 }?.status == 200)
+
+        worker.signal(SIGTERM)
+        #expect(try await blocking { try worker.waitForExit(timeout: .seconds(40)) } == 0)
+        try await f.schema.drop()
+    }
+}
