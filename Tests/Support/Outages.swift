@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A TCP relay in front of a real server: the worker connects through it, and the
 /// test cuts it (every connection reset, the port refusing) and restores it on the
@@ -15,6 +16,28 @@ public final class TCPRelay: @unchecked Sendable {
     /// A server that hangs: connections stay open, nothing passes either way.
     public func pause() { paused.set(true) }
     public func resume() { paused.set(false) }
+
+    /// A slow server (or network): each chunk waits this long before it passes on.
+    public func setLatency(_ latency: Duration) { faults.withLock { $0.latency = latency } }
+
+    /// Where the next PostgreSQL `COMMIT` is cut: before it reaches the server
+    /// (the transaction rolls back), or after (it commits, and its answer is lost).
+    public enum CommitCut: Sendable { case beforeTheServer, afterTheServer }
+
+    /// Resets the connection that sends the next `COMMIT`,
+    /// at `cut`; the relay keeps listening, so the client reconnects.
+    public func cutNextCommit(_ cut: CommitCut) { faults.withLock { $0.commitCut = cut; $0.commitCutDone = false } }
+
+    /// Whether the armed cut has happened.
+    public var commitWasCut: Bool { faults.withLock { $0.commitCutDone } }
+
+    private struct Faults: Sendable {
+        var latency: Duration = .zero
+        var commitCut: CommitCut?
+        var commitCutDone = false
+    }
+
+    private let faults = Mutex(Faults())
 
     private final class Paused: @unchecked Sendable {
         private let lock = NSLock()
@@ -54,8 +77,9 @@ public final class TCPRelay: @unchecked Sendable {
                     close(upstream)
                     return
                 }
+                let pair = Pair(client: client, upstream: upstream)
                 for (from, to) in [(client, upstream), (upstream, client)] {
-                    Thread.detachNewThread { [paused] in Self.pump(from: from, to: to, paused: paused) }
+                    Thread.detachNewThread { [self] in pump(from: from, to: to, pair: pair) }
                 }
             }
         }
@@ -74,12 +98,53 @@ public final class TCPRelay: @unchecked Sendable {
 
     deinit { stop() }
 
-    private static func pump(from: Int32, to: Int32, paused: Paused) {
+    /// One client's connection and its upstream one; whether a COMMIT passed
+    /// upstream whose answer is to be lost.
+    private final class Pair: @unchecked Sendable {
+        let client: Int32
+        let upstream: Int32
+        let lock = NSLock()
+        var cutAtAnswer = false
+        init(client: Int32, upstream: Int32) {
+            self.client = client
+            self.upstream = upstream
+        }
+
+        func reset() {
+            shutdown(client, Int32(SHUT_RDWR))
+            shutdown(upstream, Int32(SHUT_RDWR))
+        }
+    }
+
+    /// A COMMIT as libpq's `PQexecParams` sends it: a Parse message of the unnamed
+    /// statement (an empty name, then the text), NUL-terminated.
+    private static let commitQuery: [UInt8] = [0] + Array("COMMIT".utf8) + [0]
+
+    private func pump(from: Int32, to: Int32, pair: Pair) {
         var buffer = [UInt8](repeating: 0, count: 65536)
+        let towardsServer = from == pair.client
         while true {
             let count = read(from, &buffer, buffer.count)
             guard count > 0 else { break }
             while paused.isSet { usleep(10_000) }
+            let latency = faults.withLock { $0.latency }
+            if latency > .zero { Thread.sleep(forTimeInterval: latency / .seconds(1)) }
+            if towardsServer, buffer[..<count].firstRange(of: Self.commitQuery) != nil,
+               let cut = faults.withLock({ faults -> CommitCut? in
+                   defer { faults.commitCut = nil }
+                   return faults.commitCut
+               }) {
+                if cut == .beforeTheServer {
+                    faults.withLock { $0.commitCutDone = true }
+                    pair.reset()
+                    break
+                }
+                pair.lock.withLock { pair.cutAtAnswer = true }
+            } else if !towardsServer, pair.lock.withLock({ pair.cutAtAnswer }) {
+                faults.withLock { $0.commitCutDone = true }
+                pair.reset()
+                break
+            }
             var sent = 0
             while sent < count {
                 // send with MSG_NOSIGNAL: a peer gone must not SIGPIPE the test process.
