@@ -158,6 +158,15 @@ final class HotStore {
         self.policy = policy
     }
 
+    /// Throws `RedisStateMismatch` unless Redis holds the expected state.
+    func checkState() throws {
+        try Self.checkState(try hot.send("GET", expectedState.key).string, expected: expectedState)
+    }
+
+    private static func checkState(_ sentinel: String?, expected: RedisStateSentinel) throws(RedisStateMismatch) {
+        guard sentinel == expected.token else { throw RedisStateMismatch(expected: expected.token, found: sentinel) }
+    }
+
     /// An order line a cancellation found, as it found it.
     struct CancelledLine: Sendable {
         var lineId: String
@@ -186,8 +195,7 @@ final class HotStore {
         let answers = try hot.pipeline([RedisCommand("GET", expectedState.key)]
             + events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
             + known.map { RedisCommand("PTTL", RedisKeys.claim(eventId: $0)) })
-        let sentinel = try answers[0].get().string
-        guard sentinel == expectedState.token else { throw RedisStateMismatch(expected: expectedState.token, found: sentinel) }
+        try Self.checkState(answers[0].get().string, expected: expectedState)
         let replies = answers.dropFirst()
         var claims = Claims()
         for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {

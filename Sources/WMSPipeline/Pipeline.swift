@@ -67,6 +67,7 @@ public final class Pipeline {
     /// The Redis state batches build on; nil until checked (at the start, and
     /// after a batch found Redis without it).
     private var redisState: RedisStateSentinel?
+    private var lastRedisStateCheck = ContinuousClock.now
 
     /// `repairRedis`: how to rebuild a Redis that lost its data; without it, the
     /// worker waits for `reconcile --repair`.
@@ -132,7 +133,12 @@ public final class Pipeline {
                 try retry(after: failed.error, rewinding: failed.messages + batch, sleep: sleep)
             } else if batch.isEmpty && !idleRun {
                 // Caught up: the batch on the lane is committed now, not when the next message comes.
-                do { try settle() } catch { try retry(after: error, rewinding: [], sleep: sleep) }
+                do {
+                    try watchRedisState()
+                    try settle()
+                } catch {
+                    try retry(after: error, rewinding: [], sleep: sleep)
+                }
             } else {
                 do {
                     try checkRedisState()
@@ -221,6 +227,16 @@ public final class Pipeline {
         }
         redisState = state
         preparer.hotStore.expectedState = state
+    }
+
+    /// While there is nothing to read, Redis's state is checked every second all
+    /// the same: product pages read Redis, and one that lost its data must not
+    /// wait for the next event to be repaired.
+    private func watchRedisState() throws {
+        guard redisState != nil else { return try checkRedisState() }
+        guard ContinuousClock.now - lastRedisStateCheck >= .seconds(1) else { return }
+        lastRedisStateCheck = ContinuousClock.now
+        try preparer.hotStore.checkState()
     }
 
     /// Commits a finished batch's offsets. Its effects are durable, so a transient

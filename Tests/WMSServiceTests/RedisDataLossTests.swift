@@ -17,8 +17,11 @@ import TestSupport
         var testDescription: String { rawValue }
     }
 
-    @Test(arguments: Loss.allCases)
-    func aLossIsRepairedBeforeTheNextBatchIsApplied(_ loss: Loss) async throws {
+    /// `idle`: nothing comes after the loss until Redis is repaired (an idle
+    /// worker checks every second: product pages read Redis); otherwise the
+    /// next batch comes at once, and finds the loss itself.
+    @Test(arguments: Loss.allCases, [false, true])
+    func aLossIsRepairedBeforeTheNextBatchIsApplied(_ loss: Loss, idle: Bool) async throws {
         let f = try await PipelineFixture.create()
         let redis = try PrivateRedis()
         let worker = try WorkerProcess(["run"], environment: f.workerEnvironment.merging([
@@ -38,6 +41,12 @@ import TestSupport
             redis.stop()
             try redis.start()
         }
+        let key = "\(sku)@L1"
+        if idle {
+            try await waitUntil("Redis repaired while idle\n\(worker.log.suffix(3000))", timeout: .seconds(6)) {
+                try f.redisLevels([key], url: redis.url)[key] == [10, 4, 0, 0, 0, 0, 0, 6]
+            }
+        }
         // After it: 5 more for O-2, which the 6 still available cover (an empty
         // Redis would backorder them), and 1 more received.
         try await blocking { try f.produce([
@@ -47,7 +56,6 @@ import TestSupport
         try await waitForAllocations(f, count: 2, worker)
         let rows = try await blocking { try f.allocationRows() }
         #expect(rows["O-2/1"]?.hasPrefix("available/allocated") == true, "\(rows)\n\(worker.log.suffix(3000))")
-        let key = "\(sku)@L1"
         try await waitUntil("Redis equal to PostgreSQL") {
             try f.redisLevels([key], url: redis.url)[key] == (try f.postgresLevels()[key] ?? []) + [2]
         }
