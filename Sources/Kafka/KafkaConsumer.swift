@@ -98,6 +98,13 @@ public final class KafkaConsumer {
     /// is how the owner learns it is cut off.
     public func takeLastError() -> KafkaError? { client.context.takeLastError() }
 
+    /// Called with every client-level error librdkafka reports (a broker
+    /// unreachable, all brokers down, a fatal error), on librdkafka's threads.
+    public var onClientError: (@Sendable (KafkaError) -> Void)? {
+        get { client.context.onClientError }
+        set { client.context.onClientError = newValue }
+    }
+
     /// Stores offsets (next offset to read, per partition) for the next `commit()`.
     public func store(_ offsets: [KafkaTopicPartition: Int64]) throws(KafkaError) {
         guard !offsets.isEmpty else { return }

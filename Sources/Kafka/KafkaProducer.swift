@@ -82,6 +82,13 @@ public final class KafkaProducer {
     /// The last client-level error librdkafka reported, cleared by reading it.
     public func takeLastError() -> KafkaError? { client.context.takeLastError() }
 
+    /// Called with every client-level error librdkafka reports (a broker
+    /// unreachable, all brokers down, a fatal error), on librdkafka's threads.
+    public var onClientError: (@Sendable (KafkaError) -> Void)? {
+        get { client.context.onClientError }
+        set { client.context.onClientError = newValue }
+    }
+
     public func partitionCount(of topic: String, timeout: Duration) throws(KafkaError) -> Int {
         try client.partitionCount(of: topic, timeout: timeout)
     }

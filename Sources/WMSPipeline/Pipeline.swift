@@ -97,6 +97,8 @@ public final class Pipeline {
     /// commit lane is finished and committed (or, if a store is down, left for the next run),
     /// and the consumer leaves the group.
     public func run(shouldStop: () -> Bool, sleep: (Duration) -> Void) throws {
+        consumer.onClientError = PipelineMetrics.kafkaClientError
+        producer.onClientError = PipelineMetrics.kafkaClientError
         try consumer.subscribe(settings.topics)
         // Partitions about to move are settled first: their offsets are committed
         // while this member still owns them.

@@ -81,6 +81,12 @@ public struct PipelineMetrics: Sendable {
         }
     }
 
+    /// A client-level Kafka error (broker unreachable, all brokers down, ...), by
+    /// librdkafka's name for it: a bounded set.
+    @Sendable static func kafkaClientError(_ error: KafkaError) {
+        Counter(label: "wms_kafka_client_errors_total", dimensions: [("error", error.name)]).increment()
+    }
+
     /// A batch that failed and will be retried, by the store that failed it.
     func retried(after error: any Error) {
         let store = switch error {

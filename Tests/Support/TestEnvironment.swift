@@ -46,3 +46,10 @@ public func waitUntil(_ what: @autoclosure () -> String, timeout: Duration = .se
 public struct WaitTimedOut: Error, CustomStringConvertible {
     public let description: String
 }
+
+/// A value handed between threads that use it one after the other (a mock
+/// cluster made on one thread and told to fail from another).
+public struct UncheckedBox<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}

@@ -158,9 +158,3 @@ final class FaultClock: @unchecked Sendable {
         }
     }
 }
-
-/// A value used from the pipeline thread and a helper thread, one after the other.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

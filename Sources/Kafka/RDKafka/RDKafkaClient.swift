@@ -104,6 +104,13 @@ final class RDKafkaContext: @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var _lastError: KafkaError?
+    private var _onClientError: (@Sendable (KafkaError) -> Void)?
+
+    /// Told of every client-level error (from librdkafka's threads): for a metric.
+    var onClientError: (@Sendable (KafkaError) -> Void)? {
+        get { lock.withLock { _onClientError } }
+        set { lock.withLock { _onClientError = newValue } }
+    }
 
     // Owner's thread only (see above).
     var rebalanceEvents: [KafkaRebalanceEvent] = []
@@ -154,7 +161,11 @@ final class RDKafkaContext: @unchecked Sendable {
         logger.log(level: error.isFatal ? .critical : .warning, "Kafka client error", metadata: [
             "kafka.error": "\(error.name)", "kafka.detail": "\(error.message)",
         ])
-        lock.withLock { _lastError = error }
+        let observer = lock.withLock { () -> (@Sendable (KafkaError) -> Void)? in
+            _lastError = error
+            return _onClientError
+        }
+        observer?(error)
     }
 
     /// Assigns or unassigns as librdkafka asks, eagerly or cooperatively per the
