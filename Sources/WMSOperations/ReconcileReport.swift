@@ -255,6 +255,8 @@ public struct RepairSummary: Codable, Sendable, Hashable {
     public var displayEntriesInvalidated = 0
     /// The Redis state the rebuilt Redis holds (its sentinel's token).
     public var redisState: RedisStateRecord?
+    /// False when a worker's repair found Redis repaired already.
+    public var rebuilt = true
 
     public init() {}
 

@@ -41,11 +41,26 @@ extension Reconciler {
     /// roll back; it reads PostgreSQL after that, and writes the new token into
     /// the sentinel last. A batch is either in the snapshot the rebuild reads, or
     /// runs again on the rebuilt Redis.
-    public func repair() throws -> RepairSummary {
+    ///
+    /// `ifLost` (a worker's repair): once the lock is held, Redis is rebuilt only
+    /// if it still does not hold the state PostgreSQL names (another worker may
+    /// have repaired it meanwhile: then nothing is done, `rebuilt` is false),
+    /// and `ifLost` is called first.
+    public func repair(ifLost: (() -> Void)? = nil) throws -> RepairSummary {
         let store = InventoryStore(db: postgres)
         guard try store.tryLockRedisRepair() else { throw RedisRepairUnderWay() }
         defer { try? store.unlockRedisRepair() }
-        if let previous = try store.redisState() {
+        let previous = try store.redisState()
+        if let ifLost {
+            if let previous, try hot.send("GET", RedisStateSentinel(previous).key).string == previous.token {
+                var summary = RepairSummary()
+                summary.redisState = previous
+                summary.rebuilt = false
+                return summary
+            }
+            ifLost()
+        }
+        if let previous {
             _ = try hot.send("DEL", RedisStateSentinel(previous).key)
         }
         let state = try store.renewRedisState(token: RedisStateGuard.newToken(), newDeployment: RedisStateGuard.newToken())

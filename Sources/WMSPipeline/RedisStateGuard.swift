@@ -4,10 +4,12 @@ import Metrics
 import Redis
 import WMSStore
 
-/// Rebuilds Redis from PostgreSQL under a new state token and returns it
-/// (`Reconciler.repair`, which the daemon passes in); throws `RedisRepairUnderWay`
-/// when another process is repairing.
-public typealias RedisRepair = @Sendable () throws -> RedisStateRecord
+/// Rebuilds Redis from PostgreSQL under a new state token, unless (once it
+/// holds the repairs' lock) Redis holds PostgreSQL's state after all (another
+/// worker repaired it): calls `ifLost` before rebuilding; returns the state and
+/// whether it rebuilt (`Reconciler.repair`, which the daemon passes in). Throws
+/// `RedisRepairUnderWay` when another process is repairing.
+public typealias RedisRepair = @Sendable (_ ifLost: () -> Void) throws -> (state: RedisStateRecord, rebuilt: Bool)
 
 /// Another process (a worker, `reconcile --repair`) holds the repairs' lock.
 public struct RedisRepairUnderWay: Error, Sendable, CustomStringConvertible {
@@ -67,26 +69,37 @@ public final class RedisStateGuard {
         if found == expected.token { return expected }
 
         let mismatch = RedisStateMismatch(expected: expected.token, found: found)
-        // Once per state lost, however many times the batch waits for its repair.
-        guard reported != expected.token else { return try repairOrWait(mismatch) }
+        guard let repair else {
+            reportLoss(expected, found: found, repair: "wms-worker reconcile --repair")
+            reporting("Redis lost its data: waiting for wms-worker reconcile --repair")
+            throw mismatch
+        }
+        // Reported once the repairs' lock is held and the loss confirmed: a
+        // sentinel deleted by another worker's repair under way is no loss.
+        let started = ContinuousClock.now
+        let (state, rebuilt) = try repair {
+            reportLoss(expected, found: found, repair: "by this worker, now")
+            reporting("Redis lost its data: repairing it from PostgreSQL")
+        }
+        if rebuilt {
+            logger.notice("Redis repaired from PostgreSQL: building on it again", metadata: [
+                "redis.state": "\(state.token)", "duration": "\(ContinuousClock.now - started)",
+            ])
+        } else {
+            logger.info("Redis was repaired by another process: building on it", metadata: ["redis.state": "\(state.token)"])
+        }
+        return RedisStateSentinel(state)
+    }
+
+    /// Logs and counts a loss, once per state lost however many times the
+    /// batch waits for its repair.
+    private func reportLoss(_ expected: RedisStateSentinel, found: String?, repair: String) {
+        guard reported != expected.token else { return }
         reported = expected.token
         losses.increment()
         logger.error("Redis lost its data: nothing is built on it until it is repaired from PostgreSQL", metadata: [
-            "redis.state": "\(expected.token)", "redis.sentinel": "\(found ?? "absent")",
-            "repair": "\(repair == nil ? "wms-worker reconcile --repair" : "by this worker, now")",
+            "redis.state": "\(expected.token)", "redis.sentinel": "\(found ?? "absent")", "repair": "\(repair)",
         ])
-        reporting("Redis lost its data: " + (repair == nil ? "waiting for wms-worker reconcile --repair" : "repairing it from PostgreSQL"))
-        return try repairOrWait(mismatch)
-    }
-
-    private func repairOrWait(_ mismatch: RedisStateMismatch) throws -> RedisStateSentinel {
-        guard let repair else { throw mismatch }
-        let started = ContinuousClock.now
-        let repaired = try repair()
-        logger.notice("Redis repaired from PostgreSQL: building on it again", metadata: [
-            "redis.state": "\(repaired.token)", "duration": "\(ContinuousClock.now - started)",
-        ])
-        return RedisStateSentinel(repaired)
     }
 
     public static func newToken() -> String { UUID().uuidString.lowercased() }

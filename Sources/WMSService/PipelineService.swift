@@ -49,12 +49,12 @@ public struct PipelineService: Service {
 
     /// Rebuilds Redis from PostgreSQL after it lost its data (the repair is fenced:
     /// other workers may run meanwhile), on connections of its own.
-    static func repairRedis(_ settings: Settings) throws -> RedisStateRecord {
+    static func repairRedis(_ settings: Settings, ifLost: () -> Void) throws -> (state: RedisStateRecord, rebuilt: Bool) {
         let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
                                     displayCache: try RedisConnection(url: settings.displayCache))
-        let summary = try reconciler.repair()
+        let summary = try withoutActuallyEscaping(ifLost) { try reconciler.repair(ifLost: $0) }
         guard let state = summary.redisState else { throw RedisRepairUnderWay() }
-        return state
+        return (state, summary.rebuilt)
     }
 
     /// Runs on the dedicated pipeline thread: every call in here blocks.
@@ -86,7 +86,7 @@ public struct PipelineService: Service {
             commitHot: try RedisConnection(url: settings.redis), commitPostgres: try probes.connectPostgres())
         logger.info("joining consumer group", metadata: ["kafka.brokers": "\(settings.kafkaBrokers)", "kafka.topics": "\(settings.topics.joined(separator: ","))"])
         let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status,
-                                repairRedis: { [settings] in try Self.repairRedis(settings) }, logger: logger)
+                                repairRedis: { [settings] ifLost in try Self.repairRedis(settings, ifLost: ifLost) }, logger: logger)
         try pipeline.run(shouldStop: { stop.isRaised }, sleep: stop.sleep)
     }
 }
