@@ -26,7 +26,11 @@ import TestSupport
         let redisDown = await readyz(false)
         #expect(redisDown.contains(#""redis":{"detail":"#) && redisDown.contains(#""ok":false"#))
         #expect(await httpGet(base + "/healthz")?.status == 200)
-        let metrics = await httpGet(base + "/metrics")?.body ?? ""
+        // The probe updates the gauge on its own round, which may come after the
+        // pipeline found Redis gone (an idle worker checks Redis every second).
+        let metrics = await waitForHTTP(base + "/metrics", timeout: .seconds(15)) {
+            metricValue($0?.body ?? "", #"wms_dependency_up{dependency="redis"}"#) == 0
+        }?.body ?? ""
         #expect(metricValue(metrics, #"wms_dependency_up{dependency="redis"}"#) == 0)
         #expect(metricValue(metrics, "wms_ready") == 0)
         try redis.start()
