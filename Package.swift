@@ -56,7 +56,9 @@ let package = Package(
             "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
-        ], resources: [.copy("Lua")]),
+        ],
+        // Model/: the Promela model of the batch protocol (scripts/check-model), not Swift.
+        exclude: ["Model"], resources: [.copy("Lua")]),
         // What operators run besides the daemon: settings from the environment, a file
         // and flags; moving the group's offsets for a replay; reconciling Redis with
         // PostgreSQL.

@@ -16,6 +16,11 @@ import WMSStore
 /// place in the group) through an outage of Kafka, Redis or PostgreSQL, and no
 /// offset is committed past an event whose effects are not durable.
 ///
+/// The protocol (this loop, `CommitLane`, `BatchPreparer`, `BatchFinisher`,
+/// `HotStore` and its scripts, `InventoryStore.write`, the outbox) is modelled in
+/// `Model/pipeline.pml`, which `scripts/check-model` checks with spin: change
+/// them together.
+///
 /// Blocking: `run` owns its thread until `shouldStop` turns true.
 public final class Pipeline {
     public struct Connections {
