@@ -298,10 +298,15 @@ final class HotStore {
     /// claims (`eventKeys`), expire after the grace. `fills`: the lines the change
     /// filled from a queue, nil when not known here (the script reads them from
     /// the mark). A change that holds no key needs no script: its mark just
-    /// expires. Two round trips at most: the scripts, then the plain expiries.
+    /// expires. Two round trips at most: the scripts, then the plain expiries,
+    /// the marks' before the claims'. A pipeline is sent in chunks, so a run
+    /// that dies (or loses its connection) part way leaves a prefix done; the
+    /// next run recalls the events whose claim still has no expiry, and with
+    /// it their marks. Claims first, a prefix would leave marks no run releases
+    /// (found by the protocol model, `Model/pipeline.pml`).
     func release(_ changes: [(change: SKUChange, fills: [SKUResult.Filled]?)], eventKeys: some Collection<String>) throws {
         var calls: [RedisScript.Call] = []
-        var expiries = eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
+        var expiries: [RedisCommand] = []
         for (change, fills) in changes {
             let mark = RedisKeys.applied(sku: change.sku, eventId: change.eventId)
             let held = Self.heldKeys(change) + (fills ?? []).map { RedisKeys.orderLine(sku: change.sku, orderId: $0.orderId, lineId: $0.lineId) }
@@ -315,6 +320,7 @@ final class HotStore {
         if !calls.isEmpty {
             for reply in try hot.evaluateAll(calls) { _ = try reply.get() }
         }
+        expiries += eventKeys.map { RedisCommand("PEXPIRE", $0, graceMilliseconds) }
         if !expiries.isEmpty {
             for reply in try hot.pipeline(expiries) { _ = try reply.get() }
         }

@@ -74,10 +74,7 @@
  * Switches (-DNAME): the bounds below; PIPELINE=0 (one batch at a time);
  * OLDEST_COVERS_ALL (every batch publishes every pending row, as when the
  * backlog is under 1,000); ZOMBIE_COMMITS (a fenced member's commit is taken:
- * nothing is lost or doubled, the offset may go back); FIXED_RELEASE_ORDER
- * (HotStore.release sends the marks' PEXPIREs before the claims': the code
- * sends the claims' first, and the model as the code is finds
- * mark_held_forever, see expire_claims); IGNORE_HELD_FOREVER (that property
+ * nothing is lost or doubled, the offset may go back); IGNORE_HELD_FOREVER (that property
  * not checked); NO_GRACE_ASSUMPTION; and the mutations BUG_*, each a step left
  * out, reordered or changed, which scripts/check-model requires spin to catch.
  */
@@ -449,12 +446,12 @@ inline release_scripts(w) {
  * RedisConnection.pipeline sends one in chunks of 128, reading each chunk's
  * replies before it sends the one after next: a kill, or a connection that
  * drops, between two chunks leaves a prefix run. So the model takes the
- * pipeline in two steps. In the code's order, a prefix of claims only is a
- * leak: the batch runs again, finds its events in PostgreSQL, asks whether
- * their claims still lack an expiry (Claims.unreleased), hears no, and never
- * releases the marks the prefix did not reach. FIXED_RELEASE_ORDER sends the
- * marks first: a prefix then leaves claims without expiry, which the next run
- * finds and releases with their marks. */
+ * pipeline in two steps. The marks go first: a prefix then leaves claims
+ * without expiry, which the next run finds (Claims.unreleased) and releases
+ * with their marks. BUG_CLAIMS_BEFORE_MARKS is the order the code had until
+ * this model found it: a prefix of claims only was a leak, the batch running
+ * again, finding its events in PostgreSQL and their claims with an expiry, and
+ * never releasing the marks the prefix did not reach. */
 inline expire_claims(w) {
     for (o : llo[w] .. lhi[w] - 1) {
         e = EV(o);
@@ -485,12 +482,12 @@ inline expire_marks(w) {
     o = 0; e = 0
 }
 
-#ifdef FIXED_RELEASE_ORDER
-#define EXPIRE_FIRST(w) expire_marks(w)
-#define EXPIRE_THEN(w) expire_claims(w)
-#else
+#ifdef BUG_CLAIMS_BEFORE_MARKS
 #define EXPIRE_FIRST(w) expire_claims(w)
 #define EXPIRE_THEN(w) expire_marks(w)
+#else
+#define EXPIRE_FIRST(w) expire_marks(w)
+#define EXPIRE_THEN(w) expire_claims(w)
 #endif
 
 inline release(w) {
