@@ -63,6 +63,8 @@ struct Day: AsyncParsableCommand {
     var hostileRate = 0.0
     @Option(help: "Share of the messages that are hostile but valid, to be applied (default: a quarter of --hostile-rate).")
     var validHostileRate: Double?
+    @Option(help: "Only these hostile classes, comma-separated (default: every class; see `verify`'s table for the names).")
+    var hostileClasses: String?
     @Option(help: "Where to write what the day must leave behind.") var expectedFile = "expected.json"
     @Option(help: "Prefix of every SKU and eventId (default: a fresh one per run).") var prefix: String?
     @Option(help: "Messages per second (default: as fast as the broker takes them).") var rate: Int?
@@ -74,6 +76,21 @@ struct Day: AsyncParsableCommand {
               hostileRate + (validHostileRate ?? hostileRate / 4) <= 0.5 else {
             throw ValidationError("every rate must be between 0 and 0.5, and the hostile ones add up to at most 0.5")
         }
+        let unknown = hostileClassNames.filter { HostileClass(rawValue: $0) == nil }
+        guard unknown.isEmpty else {
+            throw ValidationError("unknown hostile classes: \(unknown.joined(separator: ", ")); the classes: "
+                                  + HostileClass.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+    }
+
+    private var hostileClassNames: [String] {
+        hostileClasses?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
+    }
+
+    /// The classes to draw from among `all`: those of --hostile-classes, if any of them is there.
+    private func chosen(_ all: [HostileClass]) -> [HostileClass] {
+        let names = Set(hostileClassNames)
+        return names.isEmpty ? all : all.filter { names.contains($0.rawValue) }
     }
 
     func run() async throws {
@@ -93,6 +110,7 @@ struct Day: AsyncParsableCommand {
         var resends = 0
         var poison = 0
         let topics = Array(Set(day.events.map(\.topic))).sorted()
+        let (badClasses, validClasses) = (chosen(HostileClass.bad), chosen(HostileClass.valid))
         func send(_ message: HostileMessage) {
             if message.waitsForEventId != nil {
                 heldBack.append(HeldBackMessage(message))
@@ -113,9 +131,9 @@ struct Day: AsyncParsableCommand {
                 poison += 1
                 send(hostileInput.next(from: HostileClass.poison, after: index))
             }
-            if random.chance(perEvent.bad) { send(hostileInput.next(from: HostileClass.bad, after: index)) }
-            if random.chance(perEvent.valid) {
-                let valid = hostileInput.next(from: HostileClass.valid, after: index)
+            if random.chance(perEvent.bad), !badClasses.isEmpty { send(hostileInput.next(from: badClasses, after: index)) }
+            if random.chance(perEvent.valid), !validClasses.isEmpty {
+                let valid = hostileInput.next(from: validClasses, after: index)
                 day.account(for: valid)
                 send(valid)
             }
