@@ -230,6 +230,8 @@ struct Verify: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the worker to take everything in.") var wait = 120
     @Flag(help: "Print every level, not only the first rows.") var all = false
     @Option(help: "Also wait until this consumer group has committed every message of the WMS topics.") var group: String?
+    @Flag(inversion: .prefixedNo, help: "Read the dead-letter topic for the hostile messages' dead letters (not after a replay: retention may have dropped them).")
+    var deadLetters = true
 
     func run() async throws {
         let expectation = try Expectation.read(expectedFile)
@@ -238,12 +240,12 @@ struct Verify: AsyncParsableCommand {
         // The dead letters are read from the start, beside the worker: the dev
         // broker keeps 5 MiB a partition, which a large run's dead letters outgrow.
         let settled = FinishSignal()
-        var deadLetters: Task<DeadLetterFindings, any Error>?
-        if !expectation.hostile.isEmpty || !expectation.heldBack.isEmpty {
+        var deadLetterReader: Task<DeadLetterFindings, any Error>?
+        if deadLetters, !expectation.hostile.isEmpty || !expectation.heldBack.isEmpty {
             let brokers = try environment("WMS_KAFKA_BROKERS")
             let records = Dictionary(expectation.hostile.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
             let keepUnknown = !expectation.heldBack.isEmpty
-            deadLetters = Task {
+            deadLetterReader = Task {
                 try await DedicatedThread(name: "wms.verify.dlq").run {
                     try Self.readDeadLetters(matching: records, keepUnknown: keepUnknown, brokers: brokers, until: settled)
                 }
@@ -382,10 +384,10 @@ struct Verify: AsyncParsableCommand {
         }
         print(lines.joined(separator: "\n"))
         var hostileOK = true
-        if let deadLetters {
+        if let deadLetterReader {
             // Read again: `conflicts` may have added the conflicts it sent meanwhile.
             let final = try Expectation.read(expectedFile)
-            let findings = try await deadLetters.value
+            let findings = try await deadLetterReader.value
             let tally = findings.tally(final.hostile, applied: appliedHostile)
             print("")
             print(tally.lines.joined(separator: "\n"))
