@@ -11,6 +11,7 @@ import PackageDescription
 //   WMSService                    the daemon's services: pipeline, HTTP health and metrics, logs, shutdown
 //   wms-worker                    the daemon's executable (argument parsing only)
 //   wms-dev-broker                librdkafka's mock cluster as a local Kafka broker for dev and tests
+//   WMSSimulation                 generated warehouse days and hostile input, free of I/O
 //   wms-simulator                 generated warehouse days into Kafka, and their verification
 let package = Package(
     name: "wms-worker",
@@ -94,8 +95,12 @@ let package = Package(
             "BlockingIO", "Postgres", "Redis", "Kafka", "WMSStore", "WMSDomain", "WMSPipeline",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/Support"),
+        // What the simulator generates, free of I/O: a warehouse day with its
+        // arithmetic, and hostile input with the outcome the contract gives each
+        // class; the pipeline tests generate the same.
+        .target(name: "WMSSimulation", dependencies: ["Kafka"]),
         .executableTarget(name: "WMSSimulator", dependencies: [
-            "Kafka", "Redis", "Postgres", "BlockingIO",
+            "WMSSimulation", "Kafka", "Redis", "Postgres", "BlockingIO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -110,7 +115,7 @@ let package = Package(
         .testTarget(
             name: "WMSDomainTests", dependencies: ["WMSDomain"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
         .testTarget(name: "WMSPipelineTests", dependencies: [
-            "WMSPipeline", "WMSDomain", "WMSStore", "Kafka", "Redis", "Postgres", "TestSupport",
+            "WMSPipeline", "WMSDomain", "WMSStore", "WMSSimulation", "Kafka", "Redis", "Postgres", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "WMSOperationsTests", dependencies: [

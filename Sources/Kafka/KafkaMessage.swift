@@ -62,10 +62,11 @@ public struct KafkaOutboundMessage: Sendable {
     /// nil lets the partitioner choose from the key.
     public var partition: Int32?
     public var key: [UInt8]?
-    public var value: [UInt8]
+    /// nil is a null value (a tombstone), which Kafka tells apart from an empty one.
+    public var value: [UInt8]?
     public var headers: [KafkaHeader]
 
-    public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8], headers: [KafkaHeader] = []) {
+    public init(topic: String, partition: Int32? = nil, key: [UInt8]? = nil, value: [UInt8]?, headers: [KafkaHeader] = []) {
         self.topic = topic
         self.partition = partition
         self.key = key

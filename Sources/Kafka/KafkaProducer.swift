@@ -105,11 +105,12 @@ public final class KafkaProducer {
                 }
             }
         }
-        let code = message.value.withUnsafeBytes { value in
+        // A null pointer is a null value or key: an empty array still has an address.
+        let code = (message.value ?? []).withUnsafeBytes { value in
             (message.key ?? []).withUnsafeBytes { key in
                 wms_rd_kafka_produce(
                     client.handle, message.topic, message.partition ?? RD_KAFKA_PARTITION_UA,
-                    value.baseAddress, value.count,
+                    message.value == nil ? nil : value.baseAddress, message.value == nil ? 0 : value.count,
                     message.key == nil ? nil : key.baseAddress, message.key == nil ? 0 : key.count,
                     headers, tag)
             }

@@ -138,15 +138,20 @@ public protocol PostgresArrayElement: Sendable {
 }
 
 extension String: PostgresArrayElement {
-    /// Always quoted (so `NULL` and `{` are text), `"` and `\` escaped.
+    /// Always quoted (so `NULL` and `{` are text), `"` and `\` escaped. The runs
+    /// between escapes are copied whole: an element may be megabytes (a dead
+    /// letter's payload in hex), and a byte at a time cost 20 ms a mebibyte.
     public func appendArrayLiteral(to literal: inout [UInt8]) {
         literal.append(UInt8(ascii: "\""))
         var text = self
         text.withUTF8 { bytes in
-            for byte in bytes {
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { literal.append(UInt8(ascii: "\\")) }
-                literal.append(byte)
+            var runStart = 0
+            for index in bytes.indices where bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "\\") {
+                literal.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+                literal.append(UInt8(ascii: "\\"))
+                runStart = index
             }
+            literal.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart...]))
         }
         literal.append(UInt8(ascii: "\""))
     }

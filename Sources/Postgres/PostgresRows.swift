@@ -52,20 +52,26 @@ public struct PostgresCell: Sendable {
 
     /// A bytea column: PostgreSQL's text format is `\x` followed by hex digits.
     public func bytes() throws(PostgresError) -> [UInt8] {
-        let text = try string()
+        var text = try string()
         guard text.hasPrefix("\\x"), text.utf8.count % 2 == 0 else { throw .unexpectedResult("\(column) is not bytea hex") }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count / 2 - 1)
-        var high: UInt8?
-        for char in text.utf8.dropFirst(2) {
-            guard let nibble = Self.hexValue(char) else { throw .unexpectedResult("\(column) is not bytea hex") }
-            if let h = high {
-                bytes.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
+        // Straight into the array, two digits a byte: a value may be megabytes (a
+        // dead letter's payload), and appending a byte at a time cost 15 ms a mebibyte.
+        let count = text.utf8.count / 2 - 1
+        var isHex = true
+        let bytes = text.withUTF8 { digits in
+            [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                for index in 0..<count {
+                    let (high, low) = (Self.hexValue(digits[2 + 2 * index]), Self.hexValue(digits[3 + 2 * index]))
+                    guard let high, let low else {
+                        isHex = false
+                        break
+                    }
+                    buffer[index] = high << 4 | low
+                    initialized = index + 1
+                }
             }
         }
+        guard isHex else { throw .unexpectedResult("\(column) is not bytea hex") }
         return bytes
     }
 

@@ -5,6 +5,8 @@ import Kafka
 import Logging
 import Postgres
 import Redis
+import Synchronization
+import WMSSimulation
 
 /// Feeds the worker a generated warehouse day and checks what it left behind: the
 /// README's main job and the acceptance runs use it.
@@ -13,7 +15,7 @@ struct Simulator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wms-simulator",
         abstract: "Generate warehouse events into Kafka and verify the stores against the contract's arithmetic.",
-        subcommands: [Day.self, Verify.self, Probe.self])
+        subcommands: [Day.self, Conflicts.self, Verify.self, Probe.self])
 }
 
 /// What a generated day must leave behind, written by `day` for `verify`.
@@ -28,6 +30,24 @@ struct Expectation: Codable {
     /// The buckets per "SKU@LOCATION" by the contract's arithmetic; `allocated`
     /// holds the picks only: what orders added is the worker's decision.
     var levels: [String: [Int64]]
+    /// Every poison and hostile message sent, where it landed.
+    var hostile: [HostileRecord] = []
+    /// Conflicts on another topic that `conflicts` sends once their originals are applied.
+    var heldBack: [HeldBackMessage] = []
+
+    /// Dead letters the run must leave: the bad messages sent and held back.
+    var deadLetters: Int { hostile.filter(\.kind.isBad).count + heldBack.count }
+
+    static func read(_ path: String) throws -> Expectation {
+        try JSONDecoder().decode(Expectation.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Written whole, then renamed: a reader never sees half of it.
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
 }
 
 struct Day: AsyncParsableCommand {
@@ -38,7 +58,13 @@ struct Day: AsyncParsableCommand {
     @Option(help: "SKUs.") var skus = 40
     @Option(help: "Fulfillment centers (at least 2).") var locations = 3
     @Option(help: "Share of messages sent again (a resend on another topic or the same one).") var resendRate = 0.01
-    @Option(help: "Share of messages that are bad (poison).") var poisonRate = 0.02
+    @Option(help: "Share of messages that are bad (poison: 7 classic classes of hostile input).") var poisonRate = 0.02
+    @Option(help: "Share of the messages that are bad hostile input, of every class (`verify` checks each one's dead letter).")
+    var hostileRate = 0.0
+    @Option(help: "Share of the messages that are hostile but valid, to be applied (default: a quarter of --hostile-rate).")
+    var validHostileRate: Double?
+    @Option(help: "Only these hostile classes, comma-separated (default: every class; see `verify`'s table for the names).")
+    var hostileClasses: String?
     @Option(help: "Where to write what the day must leave behind.") var expectedFile = "expected.json"
     @Option(help: "Prefix of every SKU and eventId (default: a fresh one per run).") var prefix: String?
     @Option(help: "Messages per second (default: as fast as the broker takes them).") var rate: Int?
@@ -46,9 +72,25 @@ struct Day: AsyncParsableCommand {
     func validate() throws {
         guard events > 0 else { throw ValidationError("--events must be positive") }
         guard locations >= 2 else { throw ValidationError("--locations must be at least 2 (transfers move between them)") }
-        guard (0...0.5).contains(resendRate), (0...0.5).contains(poisonRate) else {
-            throw ValidationError("--resend-rate and --poison-rate must be between 0 and 0.5")
+        guard [resendRate, poisonRate, hostileRate, validHostileRate ?? 0].allSatisfy((0...0.5).contains),
+              hostileRate + (validHostileRate ?? hostileRate / 4) <= 0.5 else {
+            throw ValidationError("every rate must be between 0 and 0.5, and the hostile ones add up to at most 0.5")
         }
+        let unknown = hostileClassNames.filter { HostileClass(rawValue: $0) == nil }
+        guard unknown.isEmpty else {
+            throw ValidationError("unknown hostile classes: \(unknown.joined(separator: ", ")); the classes: "
+                                  + HostileClass.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+    }
+
+    private var hostileClassNames: [String] {
+        hostileClasses?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } ?? []
+    }
+
+    /// The classes to draw from among `all`: those of --hostile-classes, if any of them is there.
+    private func chosen(_ all: [HostileClass]) -> [HostileClass] {
+        let names = Set(hostileClassNames)
+        return names.isEmpty ? all : all.filter { names.contains($0.rawValue) }
     }
 
     func run() async throws {
@@ -58,11 +100,26 @@ struct Day: AsyncParsableCommand {
         var day = WarehouseDay(seed: seed, skus: skus, locations: locations, prefix: prefix)
         day.generate(count: events)
         var random = SeededRandom(seed: seed &+ 7)
+        var hostileInput = HostileMessages(seed: seed &+ 11, day: day)
+        // The chance per event that makes each a share of all messages (resends aside).
+        let validHostileRate = self.validHostileRate ?? hostileRate / 4
+        let perEvent = (bad: hostileRate / (1 - hostileRate - validHostileRate), valid: validHostileRate / (1 - hostileRate - validHostileRate))
         var outbound: [KafkaOutboundMessage] = []
+        var hostile: [(index: Int, message: HostileMessage)] = []
+        var heldBack: [HeldBackMessage] = []
         var resends = 0
         var poison = 0
         let topics = Array(Set(day.events.map(\.topic))).sorted()
-        for event in day.events {
+        let (badClasses, validClasses) = (chosen(HostileClass.bad), chosen(HostileClass.valid))
+        func send(_ message: HostileMessage) {
+            if message.waitsForEventId != nil {
+                heldBack.append(HeldBackMessage(message))
+            } else {
+                hostile.append((outbound.count, message))
+                outbound.append(message.message)
+            }
+        }
+        for (index, event) in day.events.enumerated() {
             outbound.append(KafkaOutboundMessage(topic: event.topic, key: Array(event.id.utf8), value: Array(event.json.utf8)))
             if random.chance(resendRate) {
                 // Sent again: half on the same topic, half on another one.
@@ -72,48 +129,96 @@ struct Day: AsyncParsableCommand {
             }
             if random.chance(poisonRate) {
                 poison += 1
-                outbound.append(KafkaOutboundMessage(topic: topics[random.int(0...(topics.count - 1))],
-                                                     value: Self.poison(kind: random.int(0...6), number: poison, prefix: prefix, conflictWith: event)))
+                send(hostileInput.next(from: HostileClass.poison, after: index))
+            }
+            if random.chance(perEvent.bad), !badClasses.isEmpty { send(hostileInput.next(from: badClasses, after: index)) }
+            if random.chance(perEvent.valid), !validClasses.isEmpty {
+                let valid = hostileInput.next(from: validClasses, after: index)
+                day.account(for: valid)
+                send(valid)
             }
         }
         let startedAt = try await DedicatedThread(name: "wms.simulator").run {
             try PostgresConnection(url: postgresURL).query("SELECT now()::text AS now").first!["now"].string()
         }
-        // Written first: a script can watch the run while the messages go out.
-        let expectation = Expectation(prefix: prefix, startedAt: startedAt, events: day.events.count, resends: resends, poison: poison,
-                                      varianceAlerts: day.alertsExpected, orderLines: day.orderLines, levels: day.expected)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(expectation).write(to: URL(fileURLWithPath: expectedFile))
+        // Written first: a script can watch the run while the messages go out. Once
+        // they are out, again with where the hostile ones landed.
+        var expectation = Expectation(prefix: prefix, startedAt: startedAt, events: day.eventCount, resends: resends, poison: poison,
+                                      varianceAlerts: day.alertsExpected, orderLines: day.orderLines, levels: day.expected, heldBack: heldBack)
+        try expectation.write(to: expectedFile)
         let messages = outbound
         let chunkSize = rate.map { max(1, $0 / 10) } ?? 5000
-        try await DedicatedThread(name: "wms.simulator").run {
-            let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["compression.type": "lz4"]),
-                                             logger: Logger(label: "wms-simulator"))
+        let deliveries = try await DedicatedThread(name: "wms.simulator").run {
+            let producer = try Self.producer(brokers: brokers)
+            var deliveries: [KafkaDelivery] = []
             for chunk in stride(from: 0, to: messages.count, by: chunkSize) {
                 let started = ContinuousClock.now
-                try producer.deliver(Array(messages[chunk..<min(chunk + chunkSize, messages.count)]))
+                deliveries += try producer.deliver(Array(messages[chunk..<min(chunk + chunkSize, messages.count)]))
                 if rate != nil { Thread.sleep(until: Date() + max(0, 0.1 - (ContinuousClock.now - started) / .seconds(1))) }
             }
+            return deliveries
         }
+        if !hostile.isEmpty {
+            expectation.hostile = hostile.map { HostileRecord($0.message, at: deliveries[$0.index]) }
+            try expectation.write(to: expectedFile)
+        }
+        let bad = hostile.filter(\.message.kind.isBad).count - poison + heldBack.count
+        let valid = hostile.filter { !$0.message.kind.isBad }.count
         print("produced \(outbound.count) messages: \(day.events.count) events, \(resends) resends, \(poison) poison, "
-              + "\(day.skus.count) SKUs at \(day.locations.joined(separator: ",")); expected state in \(expectedFile)")
+              + "\(bad + valid) hostile (\(bad) bad, \(valid) valid), "
+              + "\(day.skus.count) SKUs at \(day.locations.joined(separator: ",")); expected state in \(expectedFile)"
+              + (heldBack.isEmpty ? "" : "\n\(heldBack.count) conflicts on another topic held back: `wms-simulator conflicts` sends them once their originals are applied"))
     }
 
-    /// One bad message of section 6's classes.
-    static func poison(kind: Int, number: Int, prefix: String, conflictWith event: WarehouseDay.Event) -> [UInt8] {
-        let id = "\(prefix)BAD-\(number)"
-        switch kind {
-        case 0: return Array("{\"eventId\":\"\(id)\",".utf8)                                     // INVALID_JSON
-        case 1: return [0x7B, 0x22, 0xC3, 0x28, 0x22, 0x7D]                                          // INVALID_JSON: bad UTF-8
-        case 2: return Array(#"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","items":[{"sku":"\#(prefix)SKU-0","quantity":-4}]}"#.utf8)
-        case 3: return Array(#"{"eventId":"\#(id)","eventType":"RECEIVING_COMPLETE","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1","items":[{"sku":"x' OR 1=1; --","quantity":4}]}"#.utf8)
-        case 4: return Array(#"{"eventId":"\#(id)","eventType":"INVENTORY_TELEPORTED","timestamp":"2026-11-27T10:00:00Z","locationId":"FC1"}"#.utf8)
-        case 5: return Array(#"{"eventId":"\#(id)","eventType":"DAMAGE_REPORT","timestamp":"27/11/2026","locationId":"FC1","reason":"x","items":[{"sku":"\#(prefix)SKU-0","quantity":1}]}"#.utf8)
-        default:
-            // EVENT_ID_CONFLICT: an earlier eventId with another payload (an extra field counts too).
-            return Array((event.json.dropLast() + #","resentWith":"another payload"}"#).utf8)
+    /// The simulator's producer: lz4 keeps a large day within the dev broker's
+    /// 5 MiB a partition; messages up to twice the largest hostile one.
+    static func producer(brokers: String) throws -> KafkaProducer {
+        try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: [
+            "compression.type": "lz4", "message.max.bytes": String(2 * HostileMessages.largestSent),
+        ]), logger: Logger(label: "wms-simulator"))
+    }
+}
+
+/// The second half of a hostile day: the conflicts on another topic, sent once
+/// PostgreSQL holds the events they conflict with, so that the contract's "the
+/// first one applied stands" makes them, not their originals, the bad ones.
+struct Conflicts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send a hostile day's conflicts on another topic once their originals are applied (run it beside the worker).")
+
+    @Option(help: "The file `day` wrote; it gets where the conflicts landed.") var expectedFile = "expected.json"
+    @Option(help: "Seconds to wait for the originals to be applied.") var wait = 300
+
+    func run() async throws {
+        var expectation = try Expectation.read(expectedFile)
+        let heldBack = expectation.heldBack
+        guard !heldBack.isEmpty else {
+            print("no conflicts held back in \(expectedFile)")
+            return
         }
+        let brokers = try environment("WMS_KAFKA_BROKERS")
+        let postgresURL = try environment("WMS_POSTGRES_URL")
+        let wait = self.wait
+        let records = try await DedicatedThread(name: "wms.simulator.conflicts").run { () -> [HostileRecord] in
+            let originals = Array(Set(heldBack.compactMap(\.waitsForEventId)))
+            let db = try PostgresConnection(url: postgresURL)
+            let deadline = ContinuousClock.now + .seconds(wait)
+            while true {
+                let applied = try db.query("SELECT count(*) AS n FROM inventory_events WHERE event_id = ANY(\(originals)::text[])").first!["n"].int()
+                if applied == originals.count { break }
+                guard ContinuousClock.now < deadline else {
+                    throw ValidationError("\(originals.count - Int(applied)) of the conflicts' originals not applied within \(wait) s")
+                }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            let messages = heldBack.map(\.hostile)
+            let deliveries = try Day.producer(brokers: brokers).deliver(messages.map(\.message))
+            return zip(messages, deliveries).map { HostileRecord($0, at: $1) }
+        }
+        expectation.hostile += records
+        expectation.heldBack = []
+        try expectation.write(to: expectedFile)
+        print("sent \(records.count) conflicts on another topic, their originals applied")
     }
 }
 
@@ -125,11 +230,27 @@ struct Verify: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the worker to take everything in.") var wait = 120
     @Flag(help: "Print every level, not only the first rows.") var all = false
     @Option(help: "Also wait until this consumer group has committed every message of the WMS topics.") var group: String?
+    @Flag(inversion: .prefixedNo, help: "Read the dead-letter topic for the hostile messages' dead letters (not after a replay: retention may have dropped them).")
+    var deadLetters = true
 
     func run() async throws {
-        let expectation = try JSONDecoder().decode(Expectation.self, from: Data(contentsOf: URL(fileURLWithPath: expectedFile)))
+        let expectation = try Expectation.read(expectedFile)
         let postgresURL = try environment("WMS_POSTGRES_URL")
         let redisURL = try RedisURL(try environment("WMS_REDIS_URL"))
+        // The dead letters are read from the start, beside the worker: the dev
+        // broker keeps 5 MiB a partition, which a large run's dead letters outgrow.
+        let settled = FinishSignal()
+        var deadLetterReader: Task<DeadLetterFindings, any Error>?
+        if deadLetters, !expectation.hostile.isEmpty || !expectation.heldBack.isEmpty {
+            let brokers = try environment("WMS_KAFKA_BROKERS")
+            let records = Dictionary(expectation.hostile.map { ($0.position, $0) }, uniquingKeysWith: { first, _ in first })
+            let keepUnknown = !expectation.heldBack.isEmpty
+            deadLetterReader = Task {
+                try await DedicatedThread(name: "wms.verify.dlq").run {
+                    try Self.readDeadLetters(matching: records, keepUnknown: keepUnknown, brokers: brokers, until: settled)
+                }
+            }
+        }
         if let group {
             let brokers = try environment("WMS_KAFKA_BROKERS")
             let wait = self.wait
@@ -146,7 +267,8 @@ struct Verify: AsyncParsableCommand {
                              rate.messages, rate.seconds, Double(rate.messages) / rate.seconds))
             }
         }
-        let (lines, ok) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool) in
+        let settledSignal = settled
+        let (lines, ok, appliedHostile) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool, Set<String>) in
             let db = try PostgresConnection(url: postgresURL)
             let redis = try RedisConnection(url: redisURL)
             let start = ContinuousClock.now
@@ -159,14 +281,19 @@ struct Verify: AsyncParsableCommand {
                            (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS pending
                     """).first!
                 counts = (try row["events"].int(), try row["dead"].int(), try row["pending"].int())
-                if counts.events == expectation.events, counts.dead >= expectation.poison, counts.pending == 0 {
+                // More events than expected settles too: a bad message applied, reported below.
+                if counts.events >= expectation.events, counts.dead >= expectation.deadLetters, counts.pending == 0 {
                     settled = true
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.5)
             }
-            var lines = ["events applied \(counts.events) of \(expectation.events); dead letters \(counts.dead) (poison sent \(expectation.poison)); "
+            settledSignal.set()
+            var lines = ["events applied \(counts.events) of \(expectation.events) (lost \(max(0, Int64(expectation.events) - counts.events)), "
+                         + "unexpected \(max(0, counts.events - Int64(expectation.events)))); dead letters \(counts.dead) "
+                         + "(expected \(expectation.deadLetters): poison \(expectation.poison), hostile \(expectation.deadLetters - expectation.poison)); "
                          + "resends \(expectation.resends); outbox pending \(counts.pending)" + (settled ? "" : "  [NOT SETTLED after \(wait) s]")]
+            let appliedHostile = try Self.appliedEvents(expectation.hostile.compactMap { $0.kind.isBad ? nil : $0.eventId }, db: db)
             var mismatches = 0
             let rows = try db.query("""
                 SELECT sku, location_id, on_hand, allocated, reserved, damaged, picked, in_transit_in, in_transit_out
@@ -252,14 +379,123 @@ struct Verify: AsyncParsableCommand {
                 lines.append("ALLOCATION lines on \(Self.allocationsTopic): \(sent.count) order lines (\(missingText), more than once \(doubled), unexpected \(unexpected))")
                 orderLinesOK = decided == expectation.orderLines && (missing == 0 || dropped > 0) && doubled == 0 && unexpected == 0
             }
-            return (lines, settled && mismatches == 0 && varianceAlerts == expectation.varianceAlerts && orderLinesOK)
+            return (lines, settled && counts.events == expectation.events && mismatches == 0 && varianceAlerts == expectation.varianceAlerts
+                    && orderLinesOK, appliedHostile)
         }
         print(lines.joined(separator: "\n"))
-        if !ok { throw ExitCode(1) }
+        var hostileOK = true
+        if let deadLetterReader {
+            // Read again: `conflicts` may have added the conflicts it sent meanwhile.
+            let final = try Expectation.read(expectedFile)
+            let findings = try await deadLetterReader.value
+            let tally = findings.tally(final.hostile, applied: appliedHostile)
+            print("")
+            print(tally.lines.joined(separator: "\n"))
+            if findings.dropped > 0 {
+                print("the dead-letter topic's retention dropped \(findings.dropped) messages before they were read: those count as not dead-lettered")
+            }
+            if !final.heldBack.isEmpty {
+                print("\(final.heldBack.count) conflicts on another topic were never sent: run `wms-simulator conflicts` beside the worker")
+            }
+            hostileOK = tally.isRight && final.heldBack.isEmpty
+        }
+        if !ok || !hostileOK { throw ExitCode(1) }
+    }
+}
+
+/// Set once, read from another thread.
+final class FinishSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// What the dead-letter topic held for a run's hostile messages.
+struct DeadLetterFindings: Sendable {
+    /// Per source position of a message sent: the messageIds seen, and what was
+    /// wrong with the first.
+    var found: [String: (messageIds: Set<String>, problems: [String])] = [:]
+    /// Dead letters of sources the reader did not know yet (a conflict sent
+    /// meanwhile), the first of each.
+    var unknown: [String: (messageIds: Set<String>, first: KafkaMessage)] = [:]
+    /// Messages retention dropped before they were read.
+    var dropped: Int64 = 0
+
+    func tally(_ records: [HostileRecord], applied: Set<String>) -> HostileTally {
+        var tally = HostileTally(records)
+        for record in records {
+            if let seen = found[record.position] {
+                tally.deadLettered(record, messageIds: seen.messageIds.count, problems: seen.problems)
+            } else if let seen = unknown[record.position] {
+                tally.deadLettered(record, messageIds: seen.messageIds.count, problems: record.problems(with: seen.first))
+            }
+            if !record.kind.isBad {
+                if let eventId = record.eventId, applied.contains(eventId) { tally.applied(record) } else { tally.notApplied(record) }
+            }
+        }
+        return tally
     }
 }
 
 extension Verify {
+    static var deadLetterTopic: String { ProcessInfo.processInfo.environment["WMS_DLQ_TOPIC"] ?? "wms.events.dlq" }
+
+    /// Reads the dead-letter topic from its start until `settled` is set and the
+    /// end of every partition as it was then is reached, matching each dead letter
+    /// to the message sent from its source (`records`, by position).
+    static func readDeadLetters(matching records: [String: HostileRecord], keepUnknown: Bool, brokers: String,
+                                until settled: FinishSignal) throws -> DeadLetterFindings {
+        let topic = deadLetterTopic
+        let reader = try KafkaConsumer(config: KafkaConfig(bootstrapServers: brokers, properties: [
+            "group.id": "verify-dlq-\(UUID().uuidString.prefix(8))", "fetch.wait.max.ms": "50",
+        ]), logger: Logger(label: "wms-simulator"))
+        try reader.subscribe([topic])
+        let partitions = (0..<Int32(try reader.partitionCount(of: topic, timeout: .seconds(10)))).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        // The next offset to read in each partition: what retention drops beyond it was never read.
+        var next = try Dictionary(uniqueKeysWithValues: partitions.map { ($0, try reader.watermarks(of: $0, timeout: .seconds(10)).low) })
+        var findings = DeadLetterFindings()
+        var end: [KafkaTopicPartition: Int64]?
+        var deadline = ContinuousClock.now + .seconds(3600)
+        var checked = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            for message in try reader.poll(maxMessages: 5000, timeout: .milliseconds(100)) {
+                next[message.topicPartition] = max(next[message.topicPartition] ?? 0, message.nextOffset)
+                guard let position = HostileRecord.sourcePosition(of: message) else { continue }
+                let messageId = HostileRecord.lastHeader("wms.message.id", of: message) ?? "offset \(message.offset)"
+                if let record = records[position] {
+                    if findings.found[position] == nil { findings.found[position] = ([], record.problems(with: message)) }
+                    findings.found[position]!.messageIds.insert(messageId)
+                } else if keepUnknown {
+                    findings.unknown[position, default: ([], message)].messageIds.insert(messageId)
+                }
+            }
+            if let end, partitions.allSatisfy({ next[$0]! >= end[$0]! }) { break }
+            if end == nil, settled.isSet {
+                end = try Dictionary(uniqueKeysWithValues: partitions.map { ($0, try reader.watermarks(of: $0, timeout: .seconds(10)).high) })
+                deadline = ContinuousClock.now + .seconds(120)
+            }
+            if ContinuousClock.now - checked > .seconds(1) {
+                checked = ContinuousClock.now
+                for partition in partitions {
+                    let low = try reader.watermarks(of: partition, timeout: .seconds(10)).low
+                    if low > next[partition]! {
+                        findings.dropped += low - next[partition]!
+                        next[partition] = low
+                    }
+                }
+            }
+        }
+        try reader.close()
+        return findings
+    }
+
+    /// Which of these eventIds PostgreSQL holds.
+    static func appliedEvents(_ eventIds: [String], db: PostgresConnection) throws -> Set<String> {
+        guard !eventIds.isEmpty else { return [] }
+        return Set(try db.query("SELECT event_id FROM inventory_events WHERE event_id = ANY(\(eventIds)::text[])").rows.map { try $0[0].string() })
+    }
+
     static var allocationsTopic: String { ProcessInfo.processInfo.environment["WMS_ALLOCATIONS_TOPIC"] ?? "wms.allocations" }
 
     /// How many times each order line ("ORDER/LINE") of this run is in an ALLOCATION
@@ -398,6 +634,3 @@ func environment(_ name: String) throws -> String {
     return value
 }
 
-extension String {
-    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
-}

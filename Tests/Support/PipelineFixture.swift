@@ -67,12 +67,15 @@ public struct PipelineFixture: Sendable {
         try produce(messages: values.map { KafkaOutboundMessage(topic: topics[topic], partition: partition, key: nil, value: $0) })
     }
 
-    /// Messages as they are, with their keys and headers.
-    public func produce(messages: [KafkaOutboundMessage]) throws {
-        // Room for the oversized messages of the bad-input tests.
-        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers,
-                                                             properties: ["message.max.bytes": "4000000"]), logger: Self.logger)
-        try producer.deliver(messages)
+    /// Messages as they are, with their keys and headers; where each landed.
+    @discardableResult
+    public func produce(messages: [KafkaOutboundMessage]) throws -> [KafkaDelivery] {
+        // Room for the oversized messages of the bad-input tests (the hostile ones reach
+        // 8 MiB), compressed: the dev broker keeps the last 5 MiB of a partition, as sent.
+        let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: [
+            "message.max.bytes": "16777216", "compression.type": "lz4",
+        ]), logger: Self.logger)
+        return try producer.deliver(messages)
     }
 
     /// Runs a pipeline of group `group` until it has seen `messages` messages (applied,

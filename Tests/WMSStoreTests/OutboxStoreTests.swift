@@ -60,4 +60,30 @@ import WMSStore
         #expect(pending.map(\.headers) == [headers])
         #expect(pending.map(\.key) == [[0x00, 0xC3]])
     }
+
+    /// A payload of megabytes (a dead letter keeps the original's bytes whatever
+    /// their size) is written by a statement of its own: it keeps its place among
+    /// the rows around it, and every byte, key and header.
+    @Test func aLargePayloadKeepsItsPlaceAndItsBytes() async throws {
+        let schema = try await FreshSchema.create(migrated: true)
+        let large = (0..<(3 * 1_048_576 + 7)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let records = [
+            OutboxRecord(messageId: "allocation:a:O:FC1", topic: "a", key: nil, payload: [0x7B, 0x7D], eventId: "a"),
+            OutboxRecord(messageId: "dlq:t:0:7:abc", topic: "d", key: [0x00, 0xFF], payload: large,
+                         headers: [OutboxRecord.Header(name: "wms.error.code", text: "TOO_LARGE"), OutboxRecord.Header(name: "absent", value: nil)],
+                         eventId: nil),
+            OutboxRecord(messageId: "dlq:t:0:8:def", topic: "d", key: nil, payload: Array(large.prefix(InventoryStore.largeOutboxPayload)), eventId: nil),
+            OutboxRecord(messageId: "variance:b", topic: "v", key: [0x41], payload: [0x7B, 0x7D], eventId: "b"),
+        ]
+        let pending = try await blocking {
+            let store = InventoryStore(db: try PostgresConnection(url: schema.url))
+            var batch = BatchRecords()
+            batch.outbox = records
+            try store.writeOnStandingState(batch)
+            try store.writeOnStandingState(batch)
+            return try store.allPendingOutbox(limit: 10)
+        }
+        try await schema.drop()
+        #expect(pending == records)
+    }
 }

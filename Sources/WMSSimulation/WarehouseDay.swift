@@ -4,33 +4,33 @@ import Foundation
 /// the quantities the contract's arithmetic says they must leave behind. Its own
 /// small model of section 2, independent of the worker's domain code, so that the
 /// two check each other.
-struct WarehouseDay {
-    struct Event {
-        var id: String
-        var topic: String
-        var json: String
+public struct WarehouseDay: Sendable {
+    public struct Event: Sendable {
+        public var id: String
+        public var topic: String
+        public var json: String
     }
 
     /// The 7 buckets in contract order: onHand allocated reserved damaged picked inTransitIn inTransitOut.
-    private(set) var expected: [String: [Int64]] = [:]
-    private(set) var events: [Event] = []
-    private(set) var alertsExpected = 0
+    public private(set) var expected: [String: [Int64]] = [:]
+    public private(set) var events: [Event] = []
+    public private(set) var alertsExpected = 0
     /// Every order line confirmed, for the checks of the allocations.
-    private(set) var orderLines = 0
+    public private(set) var orderLines = 0
 
     private var random: SeededRandom
-    let skus: [String]
-    let locations: [String]
-    let prefix: String
+    public let skus: [String]
+    public let locations: [String]
+    public let prefix: String
 
-    init(seed: UInt64, skus: Int, locations: Int, prefix: String) {
+    public init(seed: UInt64, skus: Int, locations: Int, prefix: String) {
         random = SeededRandom(seed: seed)
         self.prefix = prefix
         self.skus = (0..<skus).map { "\(prefix)SKU-\($0)" }
         self.locations = (0..<locations).map { "FC\($0 + 1)" }
     }
 
-    mutating func generate(count: Int) {
+    public mutating func generate(count: Int) {
         // Stock first, so that the rest of the day has something to move.
         for sku in skus {
             for location in locations where events.count < count {
@@ -81,7 +81,20 @@ struct WarehouseDay {
         // events past `count`: cutting them would leave the arithmetic out of step.
     }
 
-    func onHand(_ sku: String, _ location: String) -> Int64 { expected["\(sku)@\(location)"]?[0] ?? 0 }
+    /// Events applied: the day's own and the valid hostile ones accounted for.
+    public var eventCount: Int { events.count + hostileEvents }
+    private var hostileEvents = 0
+
+    /// Takes a valid hostile message into the day's arithmetic: its effects, the
+    /// order lines it confirms, and its event.
+    public mutating func account(for hostile: HostileMessage) {
+        guard hostile.isNewEvent else { return }
+        for change in hostile.changes { apply(change.sku, change.location, change.deltas) }
+        orderLines += hostile.orderLines
+        hostileEvents += 1
+    }
+
+    public func onHand(_ sku: String, _ location: String) -> Int64 { expected["\(sku)@\(location)"]?[0] ?? 0 }
 
     // MARK: Events and their arithmetic
 
@@ -174,27 +187,5 @@ struct WarehouseDay {
         let second = sequence % 86_400
         let time = String(format: "2026-11-27T%02d:%02d:%02d.%03d+01:00", second / 3600, second / 60 % 60, second % 60, sequence % 1000)
         return #"{"eventId":"\#(id)","eventType":"\#(type)","timestamp":"\#(time)","locationId":"\#(location)","source":"wms",\#(body)}"#
-    }
-}
-
-/// xorshift64*: the same seed gives the same day.
-struct SeededRandom {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
-
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.count))
-    }
-
-    mutating func chance(_ probability: Double) -> Bool {
-        Double(next() % 1_000_000) / 1_000_000 < probability
     }
 }
