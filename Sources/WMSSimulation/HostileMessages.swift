@@ -180,7 +180,8 @@ public struct HostileMessages: Sendable {
             return Array(Self.object(receiving(id, sku: sku, location: location, quantity: quantity)).utf8)
         case .notAnInteger:
             if random.chance(0.2) {
-                return Array(Self.object(cycleCount(id, sku: sku, location: location, expected: pick([#""10""#, "10.5", "null", "[10]"]), actual: "10")).utf8)
+                let count = pick([#""10""#, "10.5", "null", "[10]"])
+                return Array(Self.object(cycleCount(id, sku: sku, location: location, expected: count, actual: "10")).utf8)
             }
             let quantity = pick(["2.5", #""5""#, "true", "false", "[5]", #"{"value":5}"#, "1.0000000000000000001", "5.5e0", #""""#, "1e-1",
                                  "0.99999999999999999999999"])
@@ -205,7 +206,9 @@ public struct HostileMessages: Sendable {
             case 3: replacing("reason", with: "null", in: damage(id, sku: sku, location: location, reason: "x"))
             case 4: replacing("orderId", with: "null", in: pickComplete(id, sku: sku, location: location, order: "O-1"))
             case 5: replacing("expectedCount", with: "null", in: cycleCount(id, sku: sku, location: location, expected: "1", actual: "1"))
-            default: replacing("transferId", with: "null", in: transfer(id, sku: sku, from: location, to: otherLocation(than: location), transferId: "T-1"))
+            default:
+                replacing("transferId", with: "null",
+                          in: transfer(id, sku: sku, from: location, to: otherLocation(than: location), transferId: "T-1"))
             }
             return Array(Self.object(members).utf8)
         case .badId:
@@ -275,7 +278,9 @@ public struct HostileMessages: Sendable {
                 receiving(id, sku: sku + ":1", location: location),
                 replacing("locationId", with: Self.quoted(location + ":1"), in: receipt),
             ])
-        default: return replacing("toLocationId", with: #""FC"# + bad + #"""#, in: transfer(id, sku: sku, from: location, to: location2, transferId: "T-1"))
+        default:
+            return replacing("toLocationId", with: #""FC"# + bad + #"""#,
+                             in: transfer(id, sku: sku, from: location, to: location2, transferId: "T-1"))
         }
     }
 
@@ -353,7 +358,8 @@ public struct HostileMessages: Sendable {
             eventId = "\(prefix)HV:\(sequence):a::b:"
             switch random.int(0...3) {
             case 0:
-                members = replacing("purchaseOrderId", with: Self.quoted("PO:\(sequence)::x"), in: receiving(eventId, sku: sku, location: location, quantity: "\(quantity)"))
+                members = replacing("purchaseOrderId", with: Self.quoted("PO:\(sequence)::x"),
+                                    in: receiving(eventId, sku: sku, location: location, quantity: "\(quantity)"))
             case 1:
                 let order = "\(prefix)ORD:\(sequence):x:"
                 members = confirmation(eventId, order: order, lines: [("1:1", sku, location, "\(quantity)"), ("1:2", pick(nastySKUs), location, "1")])
@@ -449,7 +455,9 @@ public struct HostileMessages: Sendable {
             preconditionFailure("\(kind) is not a valid class")
         }
         let value = Array((text ?? Self.object(members)).utf8)
-        return HostileMessage(kind: kind, message: KafkaOutboundMessage(topic: pick(topics), key: random.chance(0.5) ? Array(eventId.utf8) : nil, value: value),
+        let topic = pick(topics)
+        let key = random.chance(0.5) ? Array(eventId.utf8) : nil
+        return HostileMessage(kind: kind, message: KafkaOutboundMessage(topic: topic, key: key, value: value),
                               eventId: eventId, changes: changes, orderLines: orderLines)
     }
 

@@ -54,7 +54,8 @@ import WMSSimulation
     /// Quantity changes summed per "SKU@LOCATION", zero sums kept (a count of no variance still makes a row).
     static func sums(_ changes: [(String, String, [Int64])]) -> [String: [Int64]] {
         changes.reduce(into: [:]) { sums, change in
-            sums["\(change.0)@\(change.1)", default: Array(repeating: 0, count: 7)] = zip(sums["\(change.0)@\(change.1)"] ?? Array(repeating: 0, count: 7), change.2).map(+)
+            let key = "\(change.0)@\(change.1)"
+            sums[key] = zip(sums[key] ?? Array(repeating: 0, count: 7), change.2).map(+)
         }
     }
 
@@ -143,7 +144,9 @@ import WMSSimulation
         let (postgres, redis, allocatedByOrders, decided) = try await blocking {
             let postgres = try f.postgresLevels()
             var allocated: [String: Int64] = [:]
-            for row in try f.query("SELECT sku, location_id, sum(quantity - released) FROM allocations WHERE allocated_by IS NOT NULL GROUP BY 1, 2").rows {
+            for row in try f.query("""
+                SELECT sku, location_id, sum(quantity - released) FROM allocations WHERE allocated_by IS NOT NULL GROUP BY 1, 2
+                """).rows {
                 allocated["\(try row[0].string())@\(try row[1].string())"] = try row[2].int()
             }
             let decided = try f.query("SELECT count(*) FROM allocations").first![0].int()
