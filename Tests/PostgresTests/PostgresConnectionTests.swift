@@ -139,8 +139,10 @@ import TestSupport
         #expect(error?.isRetriable == false)
     }
 
+    /// Refused at once, not after the connect timeout: the error says
+    /// "refused" (a timeout says so instead). No time bound: under CI's load
+    /// one failed at 5.5 s against 4, with nothing wrong but the machine.
     @Test func serverDownGivesARetriableErrorQuickly() async throws {
-        let start = ContinuousClock.now
         let error = try await blocking { () -> PostgresError? in
             do {
                 _ = try PostgresConnection(url: "postgresql://wms:secret-pw@127.0.0.1:9/wms?sslmode=disable", connectTimeoutSeconds: 2)
@@ -152,7 +154,6 @@ import TestSupport
         #expect(error?.isRetriable == true)
         #expect(String(describing: error).contains("refused"))
         #expect(!String(describing: error).contains("secret-pw"))
-        #expect(ContinuousClock.now - start < .seconds(4))
     }
 
     @Test func reconnectsAfterTheServerEndsTheSession() async throws {
