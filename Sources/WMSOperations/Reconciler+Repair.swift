@@ -52,7 +52,7 @@ extension Reconciler {
         defer { try? store.unlockRedisRepair() }
         let previous = try store.redisState()
         if let ifLost {
-            if let previous, try hot.send("GET", RedisStateSentinel(previous).key).string == previous.token {
+            if let previous, try RedisStateSentinel(previous).found(in: hot) == previous.token {
                 var summary = RepairSummary()
                 summary.redisState = previous
                 summary.rebuilt = false
@@ -60,9 +60,7 @@ extension Reconciler {
             }
             ifLost()
         }
-        if let previous {
-            _ = try hot.send("DEL", RedisStateSentinel(previous).key)
-        }
+        try previous.map(RedisStateSentinel.init)?.remove(from: hot)
         let state = try store.renewRedisState(token: RedisStateGuard.newToken(), newDeployment: RedisStateGuard.newToken())
         var summary = RepairSummary()
         summary.deduplicationMarksDeleted = try deleteAll(TaggedKeys.namespace(RedisKeys.applied(sku: "", eventId: "")) + "*")
@@ -77,8 +75,7 @@ extension Reconciler {
             try writeQueues(db, &summary)
             try writeSequences(db, &summary)
         }
-        let sentinel = RedisStateSentinel(state)
-        _ = try hot.send("SET", sentinel.key, sentinel.token)
+        try RedisStateSentinel(state).write(to: hot)
         summary.redisState = state
         return summary
     }

@@ -160,7 +160,7 @@ final class HotStore {
 
     /// Throws `RedisStateMismatch` unless Redis holds the expected state.
     func checkState() throws {
-        try Self.checkState(try hot.send("GET", expectedState.key).string, expected: expectedState)
+        try Self.checkState(try expectedState.found(in: hot), expected: expectedState)
     }
 
     private static func checkState(_ sentinel: String?, expected: RedisStateSentinel) throws(RedisStateMismatch) {
@@ -488,6 +488,27 @@ public struct RedisStateSentinel: Sendable, Equatable {
 
     public init(_ record: RedisStateRecord) {
         self.init(key: RedisKeys.stateSentinel(deployment: record.deployment), token: record.token)
+    }
+
+    /// The token Redis holds in this sentinel's key, nil when it holds none.
+    public func found(in redis: RedisConnection) throws -> String? {
+        try redis.send("GET", key).string
+    }
+
+    /// Puts this token in Redis (only if the key holds none, with `ifAbsent`).
+    public func write(to redis: RedisConnection, ifAbsent: Bool = false) throws {
+        _ = try ifAbsent ? redis.send("SET", key, token, "NX") : redis.send("SET", key, token)
+    }
+
+    /// Takes the sentinel out: from then on no script writes.
+    public func remove(from redis: RedisConnection) throws {
+        _ = try redis.send("DEL", key)
+    }
+
+    /// An error that says a batch ran, or was to run, on a Redis state that does
+    /// not stand: the batch runs again once the state is established anew.
+    public static func isStateError(_ error: any Error) -> Bool {
+        error is RedisStateMismatch || error is RedisStateChanged || error is RedisRepairUnderWay
     }
 }
 

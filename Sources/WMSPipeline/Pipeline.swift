@@ -281,7 +281,7 @@ public final class Pipeline {
             throw error
         }
         var messages = messages
-        if error is RedisStateMismatch || error is RedisStateChanged { redisState = nil }
+        if RedisStateSentinel.isStateError(error) { redisState = nil }
         do { try settle() } catch let error as KafkaError where error.isFatal { throw error } catch {}
         if let failed {
             messages = failed.messages + messages
@@ -410,8 +410,7 @@ public final class Pipeline {
         case let error as RedisError: error.isRetriable
         case let error as PostgresError: error.isRetriable
         // Redis repaired (or to be): the batch runs again on it.
-        case is RedisStateMismatch, is RedisStateChanged, is RedisRepairUnderWay: true
-        default: false
+        default: RedisStateSentinel.isStateError(error)
         }
     }
 }

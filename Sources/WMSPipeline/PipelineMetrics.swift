@@ -2,7 +2,6 @@ import Foundation
 import Kafka
 import Metrics
 import Postgres
-import WMSStore
 import Redis
 import WMSDomain
 
@@ -91,7 +90,8 @@ public struct PipelineMetrics: Sendable {
     func retried(after error: any Error) {
         let store = switch error {
         case is KafkaError: "kafka"
-        case is RedisError, is RedisStateMismatch, is RedisStateChanged, is RedisRepairUnderWay: "redis"
+        case is RedisError: "redis"
+        case let error where RedisStateSentinel.isStateError(error): "redis"
         case is PostgresError: "postgres"
         default: "other"
         }

@@ -20,10 +20,10 @@ public enum RedisKeys {
     public static func picked(sku: String, location: String, orderId: String) -> String { "inventory:picked:{\(sku)}:\(location):\(orderId)" }
     /// The lines a cancellation resolved when it first ran.
     public static func cancelledLines(eventId: String) -> String { "inventory:cancel-lines:{\(eventId)}" }
-    /// A checkout reservation, written by the checkout service.
     /// The token of the Redis state the workers build on (PostgreSQL's
     /// `redis_state`); absent or another token, and nothing is built on this Redis.
     /// `deployment`: the database's own id (databases sharing a Redis each have theirs).
     public static func stateSentinel(deployment: String) -> String { "inventory:state:{\(deployment)}" }
+    /// A checkout reservation, written by the checkout service.
     public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }

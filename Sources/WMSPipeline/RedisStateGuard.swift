@@ -52,19 +52,18 @@ public final class RedisStateGuard {
         if let record = try store.redisState() {
             standing = record
         } else {
-            let (record, adopted) = try store.adoptRedisState(RedisStateRecord(deployment: Self.newToken(), token: Self.newToken())) { record in
-                let sentinel = RedisStateSentinel(record)
-                _ = try hot.send("SET", sentinel.key, sentinel.token, "NX")
+            let (record, adopted) = try store.adoptRedisState(RedisStateRecord(deployment: Self.newToken(), token: Self.newToken())) {
+                try RedisStateSentinel($0).write(to: hot, ifAbsent: true)
             }
             if adopted { logger.info("Redis adopted as the state to build on", metadata: ["redis.state": "\(record.token)"]) }
             standing = record
         }
         var expected = RedisStateSentinel(standing)
-        var found = try hot.send("GET", expected.key).string
+        var found = try expected.found(in: hot)
         // A repair that ended between the two reads changed both: read again.
         while found != expected.token, let now = try store.redisState(), now.token != expected.token {
             expected = RedisStateSentinel(now)
-            found = try hot.send("GET", expected.key).string
+            found = try expected.found(in: hot)
         }
         if found == expected.token { return expected }
 
