@@ -45,3 +45,31 @@ public struct RedisCommand: Sendable {
         lengths.append(bytes.count - before)
     }
 }
+
+extension RedisCommand {
+    var argumentCount: Int { lengths.count }
+
+    /// One argument's bytes.
+    func argument(_ index: Int) -> ArraySlice<UInt8> {
+        let start = lengths[..<index].reduce(0, +)
+        return bytes[start..<start + lengths[index]]
+    }
+
+    /// The key Redis Cluster routes this command by: the first key it names
+    /// (a command touching several must keep them in one slot), nil for a
+    /// command that names none.
+    var routingKey: ArraySlice<UInt8>? {
+        guard argumentCount > 1 else { return nil }
+        let name = String(decoding: argument(0), as: UTF8.self).uppercased()
+        switch name {
+        case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+            guard argumentCount > 3, let keys = Int(String(decoding: argument(2), as: UTF8.self)), keys > 0 else { return nil }
+            return argument(3)
+        case "PING", "INFO", "SCAN", "SCRIPT", "CLUSTER", "DBSIZE", "FLUSHALL", "FLUSHDB", "WAIT", "TIME", "CONFIG",
+             "ROLE", "CLIENT", "ASKING", "AUTH", "SELECT", "ECHO", "HELLO", "MEMORY", "DEBUG", "LASTSAVE", "SAVE", "BGSAVE":
+            return nil
+        default:
+            return argument(1)
+        }
+    }
+}

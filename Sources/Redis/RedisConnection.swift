@@ -79,6 +79,28 @@ public final class RedisConnection {
         return replies
     }
 
+    /// Sends commands without reading their replies: the cluster client writes to
+    /// every node first, then reads (`read`), so the nodes work side by side.
+    func write(_ commands: [RedisCommand]) throws(RedisError) {
+        assert(DedicatedThread.isCurrent, "blocking Redis call off a DedicatedThread")
+        let context = try connectIfNeeded()
+        for command in commands {
+            try append(command, to: context)
+        }
+        try flush(context)
+    }
+
+    /// The replies of the next `count` commands written.
+    func read(_ count: Int) throws(RedisError) -> [RESPValue] {
+        guard let context else { throw .connection("\(url.host):\(url.port): connection dropped before its replies were read") }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
+            replies.append(try readReply(context))
+        }
+        return replies
+    }
+
     /// Commands per chunk of a pipeline: enough to keep Redis busy while the
     /// next chunk is formatted, few enough that it starts early.
     static let chunk = 128
@@ -111,11 +133,12 @@ public final class RedisConnection {
     /// Runs many script calls in one pipeline. Calls answered NOSCRIPT did not run:
     /// their scripts are loaded again and those calls alone are sent again, in order.
     public func evaluateAll(_ calls: [RedisScript.Call]) throws(RedisError) -> [RESPValue] {
-        // By name: hashing a script's source for every call costs more than the call.
-        for call in calls where scriptHashes[call.script.name] == nil {
-            try load(call.script)
+        var commands: [RedisCommand] = []
+        commands.reserveCapacity(calls.count)
+        for call in calls {
+            commands.append(call.command(sha: try sha(of: call.script)))
         }
-        var replies = try pipeline(calls.map { $0.command(sha: scriptHashes[$0.script.name]!) })
+        var replies = try pipeline(commands)
         let missing = replies.indices.filter { replies[$0].isNoScript }
         guard !missing.isEmpty else { return replies }
         var reloaded: Set<String> = []
@@ -127,6 +150,19 @@ public final class RedisConnection {
             replies[index] = reply
         }
         return replies
+    }
+
+    /// The hash a script runs by, loading it first if this connection has not.
+    /// By name: hashing a script's source for every call costs more than the call.
+    func sha(of script: RedisScript) throws(RedisError) -> String {
+        if let sha = scriptHashes[script.name] { return sha }
+        try load(script)
+        return scriptHashes[script.name]!
+    }
+
+    /// Loads the script again at its next use (the server answered NOSCRIPT).
+    func forget(_ script: RedisScript) {
+        scriptHashes[script.name] = nil
     }
 
     private func load(_ script: RedisScript) throws(RedisError) {

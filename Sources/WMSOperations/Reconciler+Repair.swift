@@ -229,25 +229,10 @@ extension Reconciler {
         return deleted
     }
 
-    /// Each group as one MULTI/EXEC, all groups in one pipeline. Every group touches
-    /// one SKU's keys (one Redis Cluster slot).
+    /// Each group as one atomic step, all groups in one pipeline (per node, on a
+    /// cluster). Every group touches one SKU's keys (one Redis Cluster slot).
     private func runAtomically(_ groups: [[RedisCommand]]) throws {
-        guard !groups.isEmpty else { return }
-        var commands: [RedisCommand] = []
-        var execs: [Int] = []
-        for group in groups {
-            commands.append(RedisCommand("MULTI"))
-            commands += group
-            commands.append(RedisCommand("EXEC"))
-            execs.append(commands.count - 1)
-        }
-        let replies = try hot.pipeline(commands)
-        for index in execs {
-            guard let results = try replies[index].get().array else {
-                throw RedisError.unexpectedReply("EXEC returned \(replies[index])")
-            }
-            for result in results { _ = try result.get() }
-        }
+        for reply in try hot.atomically(groups) { _ = try reply.get() }
     }
 
     private func invalidateDisplay(skus: [String], _ summary: inout RepairSummary) throws {

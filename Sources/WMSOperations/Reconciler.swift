@@ -19,18 +19,18 @@ import WMSPipeline
 ///
 /// Blocking, like the connections it uses: call it on a `DedicatedThread`.
 public struct Reconciler {
-    public let hot: RedisConnection
+    public let hot: RedisClient
     public let postgres: PostgresConnection
     /// Where `inventory:display:{SKU}` entries live; when given, `repair` deletes the
     /// entry of every SKU it rewrote.
-    public var displayCache: RedisConnection?
+    public var displayCache: RedisClient?
     public var reserved: ReservedOwnership
     /// Rows per cursor FETCH and keys per SCAN page (its COUNT) when reading.
     public var readChunk = 1000
     /// Keys per pipeline when writing.
     public var writeChunk = 500
 
-    public init(hot: RedisConnection, postgres: PostgresConnection, displayCache: RedisConnection? = nil,
+    public init(hot: RedisClient, postgres: PostgresConnection, displayCache: RedisClient? = nil,
                 reserved: ReservedOwnership = .checkoutService) {
         self.hot = hot
         self.postgres = postgres
@@ -220,18 +220,21 @@ public struct Reconciler {
         try db.query(PostgresQuery(unsafeSQL: "CLOSE \(cursor)"))
     }
 
-    /// Calls `body` with every page of keys matching `pattern`, SCAN's COUNT `readChunk`.
+    /// Calls `body` with every page of keys matching `pattern`, SCAN's COUNT
+    /// `readChunk`: a SCAN of every primary, on a cluster.
     func scan(_ pattern: String, _ body: ([String]) throws -> Void) throws {
-        var cursor = "0"
-        repeat {
-            let reply = try hot.send("SCAN", cursor, "MATCH", pattern, "COUNT", max(1, readChunk))
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let page = parts[1].array else {
-                throw RedisError.unexpectedReply("SCAN returned \(reply)")
-            }
-            cursor = next
-            let keys = page.compactMap(\.string)
-            if !keys.isEmpty { try body(keys) }
-        } while cursor != "0"
+        for node in try hot.primaries() {
+            var cursor = "0"
+            repeat {
+                let reply = try node.send("SCAN", cursor, "MATCH", pattern, "COUNT", max(1, readChunk))
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let page = parts[1].array else {
+                    throw RedisError.unexpectedReply("SCAN returned \(reply)")
+                }
+                cursor = next
+                let keys = page.compactMap(\.string)
+                if !keys.isEmpty { try body(keys) }
+            } while cursor != "0"
+        }
     }
 
     /// The live keys among `keys` with no row in `inventory_levels` (and, with

@@ -16,8 +16,8 @@ public struct StoreProbes: Sendable {
     }
 
     /// Redis answers, and which server it is.
-    public func probeRedis() throws -> (RedisConnection, String) {
-        let redis = try RedisConnection(url: settings.redis)
+    public func probeRedis() throws -> (RedisClient, String) {
+        let redis = try RedisClient(url: settings.redis)
         let info = try redis.send("INFO", "server").string ?? ""
         let version = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }?.dropFirst(14) ?? "?"
         return (redis, "\(settings.redis) (Redis \(version))")

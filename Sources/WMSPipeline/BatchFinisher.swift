@@ -75,11 +75,10 @@ final class BatchFinisher {
 
 /// The display cache of the product pages: the worker only deletes its entries.
 struct DisplayCache {
-    let connection: RedisConnection
+    let connection: RedisClient
 
-    /// Deletes the entry of every SKU, in one round trip.
+    /// Deletes the entry of every SKU, in one round trip (per node, on a cluster).
     func invalidate(skus: some Collection<String>) throws {
-        guard !skus.isEmpty else { return }
-        try connection.send(RedisCommand(["UNLINK"] + skus.map { RedisKeys.display(sku: $0) }))
+        try connection.unlink(skus.map { RedisKeys.display(sku: $0) })
     }
 }

@@ -145,14 +145,14 @@ final class HotStore {
         return try! RedisScript(contentsOf: url)
     }
 
-    let hot: RedisConnection
+    let hot: RedisClient
     let graceMilliseconds: Int64
     let policy: BackorderPolicy
     /// The Redis state a batch builds on: nothing is claimed or applied unless
     /// Redis holds it (`RedisStateMismatch` otherwise). Set by the pipeline.
-    var expectedState = RedisStateSentinel(key: "", token: "")
+    var expectedState = RedisStateSentinel(deployment: "", token: "")
 
-    init(hot: RedisConnection, grace: Duration, policy: BackorderPolicy) {
+    init(hot: RedisClient, grace: Duration, policy: BackorderPolicy) {
         self.hot = hot
         self.graceMilliseconds = max(1, Int64(grace / .milliseconds(1)))
         self.policy = policy
@@ -192,11 +192,12 @@ final class HotStore {
     /// first Redis step, so a Redis that lost its data is found before any of the
     /// batch is applied (the scripts check again, atomically).
     func claim(_ events: [(eventId: String, digest: String)], known: [String]) throws -> Claims {
-        let answers = try hot.pipeline([RedisCommand("GET", expectedState.key)]
+        let probes = try expectedState.probeKeys(in: hot)
+        let answers = try hot.pipeline(probes.map { RedisCommand("GET", $0) }
             + events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
             + known.map { RedisCommand("PTTL", RedisKeys.claim(eventId: $0)) })
-        try Self.checkState(answers[0].get().string, expected: expectedState)
-        let replies = answers.dropFirst()
+        try Self.checkState(try expectedState.found(in: answers.prefix(probes.count)), expected: expectedState)
+        let replies = answers.dropFirst(probes.count)
         var claims = Claims()
         for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {
             // Claims of workers before 0004 held "digest|lines".
@@ -267,7 +268,8 @@ final class HotStore {
             let indices = bySKU[sku]!
             for start in stride(from: 0, to: indices.count, by: Self.maxEventsPerCall) {
                 let group = indices[start..<min(start + Self.maxEventsPerCall, indices.count)]
-                var keys: [any RedisArgument] = [expectedState.key]
+                let mark = RedisKeys.applied(sku: changes[group.first!].sku, eventId: changes[group.first!].eventId)
+                var keys: [any RedisArgument] = [expectedState.key(nextTo: mark, in: hot)]
                 var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply", expectedState.token]
                 for index in group {
                     let (eventKeys, operations) = Self.keysAndOperations(changes[index], policy: policy)
@@ -475,34 +477,68 @@ extension BadEvent {
     }
 }
 
-/// The Redis state a batch builds on: the sentinel key and the token it holds
-/// (PostgreSQL's `redis_state`).
+/// The Redis state a batch builds on: the token PostgreSQL's `redis_state`
+/// names, held in sentinel keys. On a single Redis, one key; on a Redis
+/// Cluster, one per slot, so that each script checks the sentinel of its own
+/// slot atomically (a script touches one slot), and a node that lost its data
+/// lost the sentinels of all its slots.
 public struct RedisStateSentinel: Sendable, Equatable {
-    public var key: String
+    public var deployment: String
     public var token: String
 
-    public init(key: String, token: String) {
-        self.key = key
+    public init(deployment: String, token: String) {
+        self.deployment = deployment
         self.token = token
     }
 
     public init(_ record: RedisStateRecord) {
-        self.init(key: RedisKeys.stateSentinel(deployment: record.deployment), token: record.token)
+        self.init(deployment: record.deployment, token: record.token)
     }
 
-    /// The token Redis holds in this sentinel's key, nil when it holds none.
-    public func found(in redis: RedisConnection) throws -> String? {
-        try redis.send("GET", key).string
+    /// The sentinel a script touching `key` checks.
+    public func key(nextTo key: String, in redis: RedisClient) -> String {
+        redis.isCluster ? self.key(slot: RedisClusterSlot.of(key: key)) : RedisKeys.stateSentinel(deployment: deployment)
     }
 
-    /// Puts this token in Redis (only if the key holds none, with `ifAbsent`).
-    public func write(to redis: RedisConnection, ifAbsent: Bool = false) throws {
-        _ = try ifAbsent ? redis.send("SET", key, token, "NX") : redis.send("SET", key, token)
+    private func key(slot: Int) -> String {
+        RedisKeys.stateSentinel(deployment: deployment, slotTag: RedisClusterSlot.tags[slot])
     }
 
-    /// Takes the sentinel out: from then on no script writes.
-    public func remove(from redis: RedisConnection) throws {
-        _ = try redis.send("DEL", key)
+    /// The sentinels read to tell whether Redis holds the state: one on each node.
+    func probeKeys(in redis: RedisClient) throws -> [String] {
+        redis.isCluster ? try redis.oneSlotPerPrimary().map(key(slot:)) : [RedisKeys.stateSentinel(deployment: deployment)]
+    }
+
+    /// Every sentinel.
+    private func allKeys(in redis: RedisClient) -> [String] {
+        redis.isCluster ? (0..<RedisClusterSlot.count).map(key(slot:)) : [RedisKeys.stateSentinel(deployment: deployment)]
+    }
+
+    /// The token Redis holds: this one when every sentinel read holds it, nil
+    /// when one is gone, else the other token found.
+    public func found(in redis: RedisClient) throws -> String? {
+        try found(in: redis.pipeline(probeKeys(in: redis).map { RedisCommand("GET", $0) }))
+    }
+
+    /// The token the replies of GETs of sentinels say Redis holds (see `found(in:)`).
+    func found(in replies: some Collection<RESPValue>) throws -> String? {
+        var other: String?
+        for reply in replies {
+            guard let held = try reply.get().string else { return nil }
+            if held != token { other = held }
+        }
+        return other ?? token
+    }
+
+    /// Puts this token in Redis (only where a sentinel holds none, with `ifAbsent`).
+    public func write(to redis: RedisClient, ifAbsent: Bool = false) throws {
+        let commands = allKeys(in: redis).map { ifAbsent ? RedisCommand("SET", $0, token, "NX") : RedisCommand("SET", $0, token) }
+        for reply in try redis.pipeline(commands) { _ = try reply.get() }
+    }
+
+    /// Takes the sentinels out: from then on no script writes.
+    public func remove(from redis: RedisClient) throws {
+        try redis.unlink(allKeys(in: redis))
     }
 
     /// An error that says a batch ran, or was to run, on a Redis state that does

@@ -26,16 +26,16 @@ public final class Pipeline {
     public struct Connections {
         public var consumer: KafkaConsumer
         public var producer: KafkaProducer
-        public var hot: RedisConnection
-        public var displayCache: RedisConnection
+        public var hot: RedisClient
+        public var displayCache: RedisClient
         public var postgres: PostgresConnection
         /// The commit lane's own: it writes and releases batch N while the
         /// pipeline thread prepares N+1 on `hot` and `postgres`.
-        public var commitHot: RedisConnection
+        public var commitHot: RedisClient
         public var commitPostgres: PostgresConnection
 
-        public init(consumer: KafkaConsumer, producer: KafkaProducer, hot: RedisConnection, displayCache: RedisConnection,
-                    postgres: PostgresConnection, commitHot: RedisConnection, commitPostgres: PostgresConnection) {
+        public init(consumer: KafkaConsumer, producer: KafkaProducer, hot: RedisClient, displayCache: RedisClient,
+                    postgres: PostgresConnection, commitHot: RedisClient, commitPostgres: PostgresConnection) {
             self.consumer = consumer
             self.producer = producer
             self.hot = hot

@@ -24,6 +24,8 @@ public enum RedisKeys {
     /// `redis_state`); absent or another token, and nothing is built on this Redis.
     /// `deployment`: the database's own id (databases sharing a Redis each have theirs).
     public static func stateSentinel(deployment: String) -> String { "inventory:state:{\(deployment)}" }
+    /// On a Redis Cluster, one sentinel per slot: `slotTag` hashes to the slot.
+    public static func stateSentinel(deployment: String, slotTag: String) -> String { "inventory:state:{\(slotTag)}:\(deployment)" }
     /// A checkout reservation, written by the checkout service.
     public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }

@@ -29,14 +29,14 @@ public struct RedisRepairUnderWay: Error, Sendable, CustomStringConvertible {
 /// Blocking: on the pipeline thread, with the pipeline's own connections.
 public final class RedisStateGuard {
     let store: InventoryStore
-    let hot: RedisConnection
+    let hot: RedisClient
     let repair: RedisRepair?
     let logger: Logger
     private let losses = Counter(label: "wms_redis_data_losses_total")
     /// The token of the last state found lost.
     private var reported: String?
 
-    init(store: InventoryStore, hot: RedisConnection, repair: RedisRepair?, logger: Logger) {
+    init(store: InventoryStore, hot: RedisClient, repair: RedisRepair?, logger: Logger) {
         self.store = store
         self.hot = hot
         self.repair = repair

@@ -76,7 +76,7 @@ public final class HealthProbe: Service, Sendable {
     private final class Connections: @unchecked Sendable {
         let settings: Settings
         let logger: Logger
-        var redis: RedisConnection?
+        var redis: RedisClient?
         var postgres: PostgresConnection?
         var kafka: KafkaProducer?
 
@@ -92,7 +92,7 @@ public final class HealthProbe: Service, Sendable {
         func probe() -> [String: Check] {
             [
                 "redis": check {
-                    let redis = try redis ?? RedisConnection(url: settings.redis)
+                    let redis = try redis ?? RedisClient(url: settings.redis)
                     self.redis = redis
                     _ = try redis.send("PING")
                 } onFailure: { self.redis = nil },

@@ -50,8 +50,8 @@ public struct PipelineService: Service {
     /// Rebuilds Redis from PostgreSQL after it lost its data (the repair is fenced:
     /// other workers may run meanwhile), on connections of its own.
     static func repairRedis(_ settings: Settings, ifLost: () -> Void) throws -> (state: RedisStateRecord, rebuilt: Bool) {
-        let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
-                                    displayCache: try RedisConnection(url: settings.displayCache))
+        let reconciler = Reconciler(hot: try RedisClient(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
+                                    displayCache: try RedisClient(url: settings.displayCache))
         let summary = try withoutActuallyEscaping(ifLost) { try reconciler.repair(ifLost: $0) }
         guard let state = summary.redisState else { throw RedisRepairUnderWay() }
         return (state, summary.rebuilt)
@@ -61,7 +61,7 @@ public struct PipelineService: Service {
     private func runPipeline(stop: StopFlag) throws {
         let probes = StoreProbes(settings: settings)
         var backoff = Backoff(maximum: .seconds(30))
-        var stores: (hot: RedisConnection, postgres: PostgresConnection)?
+        var stores: (hot: RedisClient, postgres: PostgresConnection)?
         while stores == nil, !stop.isRaised {
             do {
                 let (hot, redisDetail) = try probes.probeRedis()
@@ -82,8 +82,8 @@ public struct PipelineService: Service {
         let connections = Pipeline.Connections(
             consumer: try KafkaConsumer(config: settings.consumerConfig, logger: logger),
             producer: try KafkaProducer(config: settings.producerConfig, logger: logger),
-            hot: stores.hot, displayCache: try RedisConnection(url: settings.displayCache), postgres: stores.postgres,
-            commitHot: try RedisConnection(url: settings.redis), commitPostgres: try probes.connectPostgres())
+            hot: stores.hot, displayCache: try RedisClient(url: settings.displayCache), postgres: stores.postgres,
+            commitHot: try RedisClient(url: settings.redis), commitPostgres: try probes.connectPostgres())
         logger.info("joining consumer group", metadata: ["kafka.brokers": "\(settings.kafkaBrokers)", "kafka.topics": "\(settings.topics.joined(separator: ","))"])
         let pipeline = Pipeline(settings: settings.pipeline, connections: connections, faults: faults, status: status,
                                 repairRedis: { [settings] ifLost in try Self.repairRedis(settings, ifLost: ifLost) }, logger: logger)

@@ -270,7 +270,7 @@ struct Verify: AsyncParsableCommand {
         let settledSignal = settled
         let (lines, ok, appliedHostile) = try await DedicatedThread(name: "wms.verify").run { () -> ([String], Bool, Set<String>) in
             let db = try PostgresConnection(url: postgresURL)
-            let redis = try RedisConnection(url: redisURL)
+            let redis = try RedisClient(url: redisURL)
             let start = ContinuousClock.now
             var settled = false
             var counts = (events: Int64(0), dead: Int64(0), pending: Int64(0))
@@ -594,7 +594,7 @@ struct Probe: AsyncParsableCommand {
         let latencies = try await DedicatedThread(name: "wms.probe").run { () -> [Double] in
             let producer = try KafkaProducer(config: KafkaConfig(bootstrapServers: brokers, properties: ["linger.ms": "0"]),
                                              logger: Logger(label: "wms-simulator"))
-            let redis = try RedisConnection(url: redisURL)
+            let redis = try RedisClient(url: redisURL)
             /// Produces probe `number` and waits until the worker has applied it: milliseconds.
             func probe(_ number: Int) throws -> Double {
                 let id = "\(prefix)probe-\(number)"

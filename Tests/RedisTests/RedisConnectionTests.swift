@@ -163,7 +163,15 @@ import TestSupport
         #expect(withUser.port == 6379)
         #expect(withUser.database == 0)
 
-        for bad in ["http://localhost:6379", "redis://:topsecret@/0", "redis://:topsecret@host/notanumber", "redis://h:99999"] {
+        let seeds = try RedisURL("redis://:pa%40ss@10.0.0.1:7000,10.0.0.2,node-3:7002/0")
+        #expect(seeds.seeds == [RedisAddress(host: "10.0.0.1", port: 7000), RedisAddress(host: "10.0.0.2", port: 6379),
+                                RedisAddress(host: "node-3", port: 7002)])
+        #expect(seeds.password == "pa@ss")
+        #expect(seeds.description == "redis://:***@10.0.0.1:7000,10.0.0.2:6379,node-3:7002/0")
+        #expect(seeds.at(RedisAddress(host: "node-3", port: 7002)).description == "redis://:***@node-3:7002/0")
+
+        for bad in ["http://localhost:6379", "redis://:topsecret@/0", "redis://:topsecret@host/notanumber", "redis://h:99999",
+                    "redis://:topsecret@h1:7000,/0", "redis://:topsecret@h1:7000,h2:99999/0"] {
             #expect {
                 _ = try RedisURL(bad)
             } throws: { error in

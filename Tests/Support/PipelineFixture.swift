@@ -98,8 +98,8 @@ public struct PipelineFixture: Sendable {
             consumer: try KafkaConsumer(config: consumerConfig, logger: Self.logger),
             producer: try KafkaProducer(config: KafkaConfig(bootstrapServers: kafkaBrokers, properties: producerProperties),
                                         logger: Self.logger),
-            hot: try RedisConnection(url: redisURL), displayCache: try RedisConnection(url: redisURL),
-            postgres: try InventoryStore.connect(url: schema.url), commitHot: try RedisConnection(url: redisURL),
+            hot: try RedisClient(url: redisURL), displayCache: try RedisClient(url: redisURL),
+            postgres: try InventoryStore.connect(url: schema.url), commitHot: try RedisClient(url: redisURL),
             commitPostgres: try InventoryStore.connect(url: schema.url)), logger: Self.logger)
         try pipeline.run(shouldStop: { done(pipeline.totals) }, sleep: { Thread.sleep(forTimeInterval: $0 / .seconds(1)) })
         return pipeline.totals
@@ -119,7 +119,7 @@ public struct PipelineFixture: Sendable {
 
     /// The Redis hashes of the same keys, same order, plus `available` last.
     public func redisLevels(_ keys: some Sequence<String>, url: String = TestEnvironment.redisURL) throws -> [String: [Int64]] {
-        let redis = try RedisConnection(url: try RedisURL(url))
+        let redis = try RedisClient(url: try RedisURL(url))
         var levels: [String: [Int64]] = [:]
         for key in keys {
             let parts = key.split(separator: "@")

@@ -1,5 +1,6 @@
 import BlockingIO
 import Foundation
+import Redis
 
 /// Settings of the local services, as `scripts/services start` writes them to its env file.
 public enum TestEnvironment {
@@ -13,6 +14,8 @@ public enum TestEnvironment {
     }
 
     public static var redisURL: String { require("WMS_REDIS_URL") }
+    /// The local Redis Cluster's seed nodes (`scripts/services` starts 3 primaries and 3 replicas).
+    public static var redisClusterURL: String { require("WMS_REDIS_CLUSTER_URL") }
     public static var postgresURL: String { require("WMS_TEST_POSTGRES_URL") }
     public static var postgresAdminURL: String { require("WMS_POSTGRES_ADMIN_URL") }
     public static var kafkaBrokers: String { require("WMS_KAFKA_BROKERS") }
@@ -52,4 +55,41 @@ public struct WaitTimedOut: Error, CustomStringConvertible {
 public struct UncheckedBox<Value>: @unchecked Sendable {
     public let value: Value
     public init(_ value: Value) { self.value = value }
+}
+
+extension TestEnvironment {
+    /// Whether the tests run against a Redis Cluster (`scripts/test` runs the
+    /// pipeline, allocation, crash and reconcile suites a second time with
+    /// `WMS_REDIS_URL` set to the cluster's seed nodes).
+    public static var redisIsCluster: Bool { redisURL.contains(",") }
+
+    /// A Redis keyspace of the suite's own, for suites that read or empty the
+    /// whole of it: database `database` of the single Redis. A cluster has only
+    /// database 0: such suites run on it alone (`scripts/test`).
+    public static func redisURL(ownDatabase database: Int) throws -> String {
+        guard !redisIsCluster, var components = URLComponents(string: redisURL) else { return redisURL }
+        components.path = "/\(database)"
+        return components.string ?? redisURL
+    }
+}
+
+extension RedisClient {
+    /// Empties the keyspace: every primary's, on a cluster.
+    public func flushAll() throws {
+        for node in try primaries() { try node.send("FLUSHDB") }
+    }
+
+    /// Every key matching `pattern` (SCAN on every primary), sorted.
+    public func keys(matching pattern: String) throws -> [String] {
+        var keys: [String] = []
+        for node in try primaries() {
+            var cursor = "0"
+            repeat {
+                let reply = try node.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000).array ?? []
+                cursor = reply.first?.string ?? "0"
+                keys += reply.last?.array?.compactMap(\.string) ?? []
+            } while cursor != "0"
+        }
+        return keys.sorted()
+    }
 }

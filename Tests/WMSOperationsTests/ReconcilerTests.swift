@@ -246,7 +246,7 @@ import WMSPipeline
         let (lost, summary, repaired, tally, queue) = try await blocking {
             try f.seedDay()
             let redis = try f.redis()
-            try redis.send("FLUSHDB")
+            try redis.flushAll()
             let reconciler = try f.reconciler()
             let lost = try reconciler.compare()
             let summary = try reconciler.repair()
@@ -394,7 +394,7 @@ import WMSPipeline
             reconciler.writeChunk = 50
             _ = try reconciler.repair()
             let clean = try reconciler.compare()
-            try f.redis().send("FLUSHDB")
+            try f.redis().flushAll()
             let lost = try reconciler.compare(maxListed: 10)
             let start = ContinuousClock.now
             let summary = try reconciler.repair()
@@ -433,7 +433,7 @@ struct ReconcileFixture: Sendable {
         let id = String(UUID().uuidString.prefix(8).lowercased())
         let fixture = ReconcileFixture(id: id, schema: try await FreshSchema.create(migrated: true),
                                        topics: ["t\(id).wms.in0", "t\(id).wms.in1"], group: "g\(id)")
-        _ = try await blocking { try fixture.redis().send("FLUSHDB") }
+        _ = try await blocking { try fixture.redis().flushAll() }
         return fixture
     }
 
@@ -441,13 +441,11 @@ struct ReconcileFixture: Sendable {
 
     static var redisURL: RedisURL {
         get throws {
-            var url = try RedisURL(TestEnvironment.redisURL)
-            url.database = redisDatabase
-            return url
+            try RedisURL(TestEnvironment.redisURL(ownDatabase: redisDatabase))
         }
     }
 
-    func redis() throws -> RedisConnection { try RedisConnection(url: try Self.redisURL) }
+    func redis() throws -> RedisClient { try RedisClient(url: try Self.redisURL) }
     func db() throws -> PostgresConnection { try PostgresConnection(url: schema.url) }
     func reconciler() throws -> Reconciler { Reconciler(hot: try redis(), postgres: try db(), displayCache: try redis()) }
 

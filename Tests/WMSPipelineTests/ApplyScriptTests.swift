@@ -17,7 +17,7 @@ import TestSupport
     /// test's own, and the token it must hold; `sentinel(redis:sku:)` writes it.
     static func sentinelKey(_ sku: String) -> String { RedisKeys.stateSentinel(deployment: sku) }
     static let token = "state-1"
-    static func writeSentinel(_ redis: RedisConnection, _ sku: String) throws {
+    static func writeSentinel(_ redis: RedisClient, _ sku: String) throws {
         _ = try redis.send("SET", sentinelKey(sku), token)
     }
 
@@ -29,7 +29,7 @@ import TestSupport
     @Test func eventsOfOneSKUApplyInOrderInOneCall() async throws {
         let sku = "T\(UUID().uuidString.prefix(8))-S"
         let (replies, live) = try await blocking {
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try Self.writeSentinel(redis, sku)
             var keys: [any RedisArgument] = [Self.sentinelKey(sku)]
             var arguments: [any RedisArgument] = [1_000, "apply", Self.token]
@@ -56,7 +56,7 @@ import TestSupport
         let sku = "T\(UUID().uuidString.prefix(8))-S"
         let line = RedisKeys.orderLine(sku: sku, orderId: "O", lineId: "1")
         let (statuses, live, marks) = try await blocking {
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try Self.writeSentinel(redis, sku)
             var keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
             var arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
@@ -82,7 +82,7 @@ import TestSupport
     func aRedisWithoutTheStateIsNotWritten(_ sentinel: String?) async throws {
         let sku = "T\(UUID().uuidString.prefix(8))-S"
         let (reply, exists) = try await blocking {
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             if let sentinel { _ = try redis.send("SET", Self.sentinelKey(sku), sentinel) }
             let keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
             let arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]

@@ -17,7 +17,7 @@ import WMSStore
             try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(a, 10), (b, 10)])], partition: 0)
             _ = try f.run(untilSeen: 1)
             // A checkout holds 4 of A: the checkout service writes Redis itself.
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try redis.send("HSET", "inventory:reservation:{\(a)}:RES-1", "status", "active", "quantity", "4", "locationId", "FC1")
             try redis.send("HINCRBY", "inventory:live:{\(a)}:FC1", "reserved", 4)
             try redis.send("HINCRBY", "inventory:live:{\(a)}:FC1", "available", -4)

@@ -227,7 +227,7 @@ import WMSPipeline
             ("e", WMSEvents.receiving("\(f.id)-e", at: "FC1", [(later, 3)]), false),
         ]
         let outcome = try await blocking {
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             _ = try redis.send("HSET", RedisKeys.live(sku: corrupt, location: "FC1"), "reserved", "lots")
             _ = try redis.send("HSET", RedisKeys.live(sku: huge, location: "FC1"), "onHand", "9223372036854775807")
             _ = try redis.send("HSET", RedisKeys.live(sku: nearLimit, location: "FC1"), "onHand", "\(limit - 10)")
@@ -273,7 +273,7 @@ import WMSPipeline
         let f = try await PipelineFixture.create()
         let (corrupt, healthy) = (f.sku("C"), f.sku("D"))
         let outcome = try await blocking {
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             _ = try redis.send("HSET", RedisKeys.live(sku: corrupt, location: "FC1"), "onHand", "10", "allocated", "3", "reserved", "lots")
             _ = try redis.send("HSET", RedisKeys.live(sku: healthy, location: "FC1"), "onHand", "10", "allocated", "3", "reserved", "0")
             // 101 lines of the refused SKU pending before the healthy one.

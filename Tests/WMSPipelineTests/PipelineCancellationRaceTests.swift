@@ -94,7 +94,7 @@ import WMSPipeline
 
     /// The lineIds of a cancellation's standing resolution (`inventory:cancel-lines:{EVENT}`), sorted.
     static func resolvedLines(of eventId: String) throws -> [String] {
-        let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+        let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
         guard let bytes = try redis.send("GET", RedisKeys.cancelledLines(eventId: eventId)).bytes else { return [] }
         return (try JSONValue.parse(bytes).arrayValue ?? []).compactMap { $0["lineId"]?.stringValue }.sorted()
     }

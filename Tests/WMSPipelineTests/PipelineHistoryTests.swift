@@ -18,21 +18,13 @@ import WMSPipeline
     static func eventKeys(_ prefix: String) throws -> [String] { try keys(matching: "inventory:*{\(prefix)*}") }
 
     static func keys(matching pattern: String) throws -> [String] {
-        let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
-        var keys: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000).array ?? []
-            cursor = reply.first?.string ?? "0"
-            keys += reply.last?.array?.compactMap(\.string) ?? []
-        } while cursor != "0"
-        return keys.sorted()
+        try RedisClient(url: try RedisURL(TestEnvironment.redisURL)).keys(matching: pattern)
     }
 
     /// What expires after `days` of quiet: every key of the SKU but its live hash,
     /// queues and sequence (what the old 7-day expiry took away).
     static func expireHistory(of sku: String) throws {
-        let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+        let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
         for key in try keys(of: sku) where key.hasPrefix("inventory:line:") || key.hasPrefix("inventory:picked:")
             || key.hasPrefix("inventory:applied:") {
             try redis.send("DEL", key)
@@ -146,7 +138,7 @@ import WMSPipeline
             _ = try f.run(untilSeen: 3)
             // The product page filled its entry again; then the cancellation comes
             // again, as after a crash between PostgreSQL and the display cache.
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try redis.send("SET", display, "{}")
             try f.produce([OrderEvents.cancelled("\(f.id)-c", order: "O1")], partition: 0)
             let report = try f.run(untilSeen: 1)
@@ -227,7 +219,7 @@ import WMSPipeline
             ], partition: 0)
             let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": step]) { $1 })
             _ = try crashed.waitForExit(timeout: .seconds(90))
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             let uncommitted = try Self.keys(of: sku).filter { !$0.hasPrefix("inventory:live:") && !$0.hasPrefix("inventory:backorder") }
                 + Self.eventKeys("\(f.id)-")
             let ttlsBefore = try uncommitted.map { try redis.send("PTTL", $0).int ?? -2 }

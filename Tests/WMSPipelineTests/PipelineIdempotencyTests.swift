@@ -71,7 +71,7 @@ import WMSPipeline
         let other = WMSEvents.receiving("\(f.id)-e", at: "FC1", [(y, 9)])
         let outcome = try await blocking {
             let digest = try EventDecoder.decode(Array(original.utf8)).get().digest
-            let redis = try RedisConnection(url: try RedisURL(TestEnvironment.redisURL))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try redis.send("SET", "inventory:claim:{\(f.id)-e}", digest, "EX", 600)
             try f.produce([other, original], partition: 0)
             let report = try f.run(untilSeen: 2)

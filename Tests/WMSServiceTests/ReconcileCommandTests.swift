@@ -10,11 +10,9 @@ import TestSupport
 @Suite(.serialized) struct ReconcileCommandTests {
     @Test func exitStatusFollowsDriftAndRepairWaitsForTheGroupToStop() async throws {
         let f = try await PipelineFixture.create()
-        var url = URLComponents(string: TestEnvironment.redisURL)!
-        url.path = "/12"
-        let redisURL = url.string!
+        let redisURL = try TestEnvironment.redisURL(ownDatabase: 12)
         let environment = f.workerEnvironment.merging(["WMS_REDIS_URL": redisURL]) { $1 }
-        let flush = { try await blocking { _ = try RedisConnection(url: RedisURL(redisURL)).send("FLUSHDB") } }
+        let flush = { try await blocking { _ = try RedisClient(url: RedisURL(redisURL)).flushAll() } }
         try await flush()
         try await blocking { try f.produce([WMSEvents.receiving("\(f.id)-1", at: "FC1", [(f.sku("A"), 4)])]) }
 
@@ -63,14 +61,12 @@ import TestSupport
     /// Order line drift alone is drift: a queue member no waiting line accounts for.
     @Test func orderLineDriftExitsTwo() async throws {
         let f = try await PipelineFixture.create()
-        var url = URLComponents(string: TestEnvironment.redisURL)!
-        url.path = "/12"
-        let redisURL = url.string!
+        let redisURL = try TestEnvironment.redisURL(ownDatabase: 12)
         let environment = f.workerEnvironment.merging(["WMS_REDIS_URL": redisURL]) { $1 }
         let queue = "inventory:backorders:{\(f.sku("A"))}:FC1"
         try await blocking {
-            let redis = try RedisConnection(url: RedisURL(redisURL))
-            try redis.send("FLUSHDB")
+            let redis = try RedisClient(url: RedisURL(redisURL))
+            try redis.flushAll()
             try redis.send("ZADD", queue, 1, "O9|1|3")
         }
         let command = try WorkerProcess(["reconcile"], environment: environment)
@@ -78,7 +74,7 @@ import TestSupport
         #expect(status == 2, "\(command.log)")
         #expect(command.log.contains("1 order lines drift"), "\(command.log)")
         #expect(command.log.contains("0 of 0 SKU-locations drift"), "\(command.log)")
-        try await blocking { _ = try RedisConnection(url: RedisURL(redisURL)).send("FLUSHDB") }
+        try await blocking { _ = try RedisClient(url: RedisURL(redisURL)).flushAll() }
         try await f.schema.drop()
     }
 }

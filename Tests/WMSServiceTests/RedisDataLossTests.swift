@@ -36,7 +36,7 @@ import TestSupport
         try await waitForAllocations(f, count: 1, worker)
 
         switch loss {
-        case .flushAll: _ = try await blocking { try RedisConnection(url: try RedisURL(redis.url)).send("FLUSHALL") }
+        case .flushAll: _ = try await blocking { try RedisClient(url: try RedisURL(redis.url)).send("FLUSHALL") }
         case .restartWithoutPersistence:
             redis.stop()
             try redis.start()
@@ -95,7 +95,7 @@ import TestSupport
         let appliedWhileFull = try await blocking { try f.query("SELECT count(*) FROM inventory_events").rows[0][0].int() }
         #expect(appliedWhileFull < Int64(events.count))
 
-        _ = try await blocking { try RedisConnection(url: try RedisURL(redis.url)).send("CONFIG", "SET", "maxmemory", "0") }
+        _ = try await blocking { try RedisClient(url: try RedisURL(redis.url)).send("CONFIG", "SET", "maxmemory", "0") }
         try await waitUntil("every event applied\n\(worker.log.suffix(2000))", timeout: .seconds(120)) {
             try f.query("SELECT count(*) FROM inventory_events").rows[0][0].int() == Int64(events.count)
         }

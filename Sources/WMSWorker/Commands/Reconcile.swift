@@ -35,8 +35,8 @@ struct Reconcile: AsyncParsableCommand {
         let thread = DedicatedThread(name: "wms.reconcile")
         defer { thread.stop() }
         let drift = try await thread.run { () throws -> Bool in
-            let reconciler = Reconciler(hot: try RedisConnection(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
-                                        displayCache: try RedisConnection(url: settings.displayCache), reserved: reserved)
+            let reconciler = Reconciler(hot: try RedisClient(url: settings.redis), postgres: try PostgresConnection(url: settings.postgresURL),
+                                        displayCache: try RedisClient(url: settings.displayCache), reserved: reserved)
             guard repair else {
                 let report = try reconciler.compareSettled(maxListed: maxListed)
                 Self.show(report, json: json)
