@@ -30,7 +30,7 @@ extension InventoryStore {
     public func adoptRedisState(_ candidate: RedisStateRecord,
                                 writeSentinel: (RedisStateRecord) throws -> Void) throws -> (state: RedisStateRecord, adopted: Bool) {
         try db.withTransaction { db in
-            _ = try db.query("SELECT pg_advisory_xact_lock(\(Self.redisStateLock))")
+            _ = try db.query("SELECT pg_advisory_xact_lock(\(Self.redisStateLock)::int, hashtext(current_schema()))")
             if let standing = try redisState() { return (standing, false) }
             _ = try db.query("INSERT INTO redis_state (deployment, token) VALUES (\(candidate.deployment), \(candidate.token))")
             try writeSentinel(candidate)
@@ -39,16 +39,18 @@ extension InventoryStore {
     }
 
     /// The advisory lock a repair of Redis holds (and an adoption, for a moment):
-    /// one repair at a time, released if its session dies.
-    static let redisStateLock: Int64 = 0x776D_735F_7265_6469 // "wms_redi"
+    /// one repair at a time, released if its session dies. One per schema, the
+    /// second key being the schema's hash: deployments in one database (each in
+    /// a schema of its own, as the tests run) do not wait for each other.
+    static let redisStateLock: Int32 = 0x776D_735F // "wms_"
 
     /// Takes the repairs' lock for this session, if no other session holds it.
     public func tryLockRedisRepair() throws -> Bool {
-        try db.query("SELECT pg_try_advisory_lock(\(Self.redisStateLock)) AS locked").rows.first?["locked"].bool() == true
+        try db.query("SELECT pg_try_advisory_lock(\(Self.redisStateLock)::int, hashtext(current_schema())) AS locked").rows.first?["locked"].bool() == true
     }
 
     public func unlockRedisRepair() throws {
-        _ = try db.query("SELECT pg_advisory_unlock(\(Self.redisStateLock))")
+        _ = try db.query("SELECT pg_advisory_unlock(\(Self.redisStateLock)::int, hashtext(current_schema()))")
     }
 
     /// A new token, before a repair rebuilds Redis: it waits for every batch

@@ -1,5 +1,7 @@
 import Foundation
 import Postgres
+import Redis
+import WMSPipeline
 import WMSStore
 
 /// A PostgreSQL schema of the test's own, first on the search_path of connections
@@ -20,8 +22,16 @@ public struct FreshSchema: Sendable {
         return schema
     }
 
+    /// Drops the schema, and the Redis state sentinels of its deployment (on a
+    /// cluster, one per slot: left behind, every test would leave 16,384 keys).
     public func drop() async throws {
-        try await blocking { try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "DROP SCHEMA \(name) CASCADE") }
+        try await blocking {
+            let db = try PostgresConnection(url: url)
+            if let state = try? InventoryStore(db: db).redisState() {
+                try RedisStateSentinel(state).remove(from: try RedisClient(url: try RedisURL(TestEnvironment.redisURL)))
+            }
+            try PostgresConnection(url: TestEnvironment.postgresURL).execute(script: "DROP SCHEMA \(name) CASCADE")
+        }
     }
 }
 
