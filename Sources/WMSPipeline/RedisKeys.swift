@@ -24,6 +24,9 @@ public enum RedisKeys {
     /// `redis_state`); absent or another token, and nothing is built on this Redis.
     /// `deployment`: the database's own id (databases sharing a Redis each have theirs).
     public static func stateSentinel(deployment: String) -> String { "inventory:state:{\(deployment)}" }
+    /// Set by an `apply_event.lua` call that stopped to ask for keys, for the
+    /// SKU's calls behind it in the same pipeline (`token`: the pipeline's own).
+    public static func applyGate(sku: String, token: String) -> String { "inventory:apply-gate:{\(sku)}:\(token)" }
     /// A checkout reservation, written by the checkout service.
     public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }
