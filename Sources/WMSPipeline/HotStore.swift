@@ -251,9 +251,19 @@ final class HotStore {
     /// Most events in one script call: a call blocks Redis while it runs.
     static let maxEventsPerCall = 64
 
+    /// How many times one event may ask for the keys of the lines its fill
+    /// allocates: more means its queue keeps changing under it (another worker
+    /// queueing or filling lines of the SKU), and the batch runs again.
+    static let maxKeyRequests = 3
+
     /// Each change's reply (status and body), in order. The changes of a SKU go in
     /// calls of their own, in their order (a SKU's events depend on each other,
     /// other SKUs' do not), at most `maxEventsPerCall` events each: one pipeline.
+    ///
+    /// An event whose fill would allocate queued lines the call does not declare
+    /// (a line queued by an earlier call) writes nothing and asks for their keys;
+    /// the SKU's events from it on are sent again, in another pipeline, with
+    /// them. Only then: with no queued line, one pipeline as before.
     private func run(_ changes: [SKUChange], nowMs: Int64, checkOnly: Bool) throws -> [RESPValue] {
         guard !changes.isEmpty else { return [] }
         var bySKU: [String: [Int]] = [:]
@@ -262,45 +272,101 @@ final class HotStore {
             if bySKU[change.sku] == nil { skus.append(change.sku) }
             bySKU[change.sku, default: []].append(index)
         }
-        var calls: [RedisScript.Call] = []
-        var members: [ArraySlice<Int>] = []
-        for sku in skus {
-            let indices = bySKU[sku]!
-            for start in stride(from: 0, to: indices.count, by: Self.maxEventsPerCall) {
-                let group = indices[start..<min(start + Self.maxEventsPerCall, indices.count)]
-                let mark = RedisKeys.applied(sku: changes[group.first!].sku, eventId: changes[group.first!].eventId)
-                var keys: [any RedisArgument] = [expectedState.key(nextTo: mark, in: hot)]
-                var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply", expectedState.token]
-                for index in group {
-                    let (eventKeys, operations) = Self.keysAndOperations(changes[index], policy: policy)
-                    arguments += [keys.count, changes[index].digest, operations.serialized(canonical: true)]
-                    keys += eventKeys
-                }
-                calls.append(RedisScript.Call(script: Self.applyScript, keys: keys, arguments: arguments))
-                members.append(group)
-            }
-        }
+        // Per SKU, the changes still to run and the keys the first of them asked for.
+        var pending = skus.map { (sku: $0, indices: ArraySlice(bySKU[$0]!), askedKeys: [String]()) }
+        var requests: [Int: Int] = [:]
         var replies = [RESPValue](repeating: .null, count: changes.count)
-        for (group, reply) in zip(members, try hot.evaluateAll(calls)) {
-            let value = try reply.get()
-            if let parts = value.array, parts.count == 2, parts[0].string == "stale" {
-                throw RedisStateMismatch(expected: expectedState.token, found: parts[1].string.flatMap { $0.isEmpty ? nil : $0 })
+        while !pending.isEmpty {
+            var calls: [RedisScript.Call] = []
+            var members: [(pending: Int, group: ArraySlice<Int>)] = []
+            // A fresh gate per pipeline: none set by an earlier one stops these calls.
+            let gateToken = UUID().uuidString
+            for (position, remaining) in pending.enumerated() {
+                let indices = remaining.indices
+                let groups = stride(from: indices.startIndex, to: indices.endIndex, by: Self.maxEventsPerCall).map {
+                    indices[$0..<min($0 + Self.maxEventsPerCall, indices.endIndex)]
+                }
+                // A SKU's calls after its first must not run when the first stopped to ask for keys.
+                let gate = !checkOnly && groups.count > 1 ? RedisKeys.applyGate(sku: remaining.sku, token: gateToken) : nil
+                for (number, group) in groups.enumerated() {
+                    calls.append(call(group.map { changes[$0] }, asked: number == 0 ? remaining.askedKeys : [], gate: gate,
+                                      nowMs: nowMs, checkOnly: checkOnly))
+                    members.append((position, group))
+                }
             }
-            guard let parts = value.array, parts.count == 2 * group.count else {
-                throw RedisError.unexpectedReply("apply_event returned \(value) for \(group.count) event(s)")
+            var next: [Int: (indices: ArraySlice<Int>, askedKeys: [String])] = [:]
+            for ((position, group), reply) in zip(members, try hot.evaluateAll(calls)) {
+                let parts = try Self.eventReplies(reply.get(), events: group.count, expected: expectedState.token)
+                if next[position] != nil {
+                    // Behind the call that asked: its gate stopped this one.
+                    guard parts.allSatisfy({ $0.status == "skipped" }) else {
+                        throw RedisError.unexpectedReply("apply_event ran events of \(pending[position].sku) behind one that asked for keys")
+                    }
+                    continue
+                }
+                for (offset, index) in zip(group.indices, group) {
+                    let part = parts[offset - group.startIndex]
+                    guard part.status == "keys" else {
+                        replies[index] = .array([.bulk(Array(part.status.utf8)), part.body])
+                        continue
+                    }
+                    requests[index, default: 0] += 1
+                    guard requests[index]! <= Self.maxKeyRequests else {
+                        throw RedisError.server(RedisServerError(prefix: "TRYAGAIN", message:
+                            "the backorder queues of \(pending[position].sku) kept changing while its lines' keys were gathered"))
+                    }
+                    guard let keys = part.body.bytes.flatMap({ try? JSONValue.parse($0) })?.arrayValue?.compactMap(\.stringValue), !keys.isEmpty else {
+                        throw RedisError.unexpectedReply("apply_event asked for keys: \(part.body)")
+                    }
+                    // The same event asking again (its queue changed): what it asked before may still be needed.
+                    let before = offset == pending[position].indices.startIndex ? pending[position].askedKeys : []
+                    next[position] = (pending[position].indices[offset...], before + keys)
+                    break
+                }
             }
-            for (position, index) in group.enumerated() {
-                replies[index] = .array([parts[2 * position], parts[2 * position + 1]])
-            }
+            pending = next.sorted { $0.key < $1.key }.map { (pending[$0.key].sku, $0.value.indices, $0.value.askedKeys) }
         }
         return replies
     }
 
+    /// One `apply_event.lua` call for a SKU's changes, in order: KEYS the
+    /// sentinel, the gate, each change's keys, then the keys a fill asked for
+    /// (last, so that no change's keys move).
+    private func call(_ changes: [SKUChange], asked: [String], gate: String?, nowMs: Int64, checkOnly: Bool) -> RedisScript.Call {
+        let mark = RedisKeys.applied(sku: changes[0].sku, eventId: changes[0].eventId)
+        var keys: [any RedisArgument] = [expectedState.key(nextTo: mark, in: hot)]
+        if let gate { keys.append(gate) }
+        var arguments: [any RedisArgument] = [nowMs, checkOnly ? "check" : "apply", expectedState.token, gate == nil ? 0 : 2]
+        for change in changes {
+            let (eventKeys, operations) = Self.keysAndOperations(change, policy: policy)
+            arguments += [keys.count, change.digest, operations.serialized(canonical: true)]
+            keys += eventKeys
+        }
+        keys += asked.map { $0 as any RedisArgument }
+        return RedisScript.Call(script: Self.applyScript, keys: keys, arguments: arguments)
+    }
+
+    /// A call's reply, event by event (each as the status and body the script
+    /// returned). Throws `RedisStateMismatch` when Redis did not hold the state.
+    private static func eventReplies(_ value: RESPValue, events: Int, expected token: String) throws -> [(status: String, body: RESPValue)] {
+        if let parts = value.array, parts.count == 2, parts[0].string == "stale" {
+            throw RedisStateMismatch(expected: token, found: parts[1].string.flatMap { $0.isEmpty ? nil : $0 })
+        }
+        guard let parts = value.array, parts.count == 2 * events else {
+            throw RedisError.unexpectedReply("apply_event returned \(value) for \(events) event(s)")
+        }
+        return try (0..<events).map { event throws(RedisError) in
+            guard let status = parts[2 * event].string else { throw .unexpectedReply("apply_event returned \(value)") }
+            return (status, parts[2 * event + 1])
+        }
+    }
+
     /// After the commit: each change's mark, lines and tallies, and each event's
     /// claims (`eventKeys`), expire after the grace. `fills`: the lines the change
-    /// filled from a queue, nil when not known here (the script reads them from
-    /// the mark). A change that holds no key needs no script: its mark just
-    /// expires. Two round trips at most: the scripts, then the plain expiries,
+    /// filled from a queue, nil when not known here (after a crash: they are read
+    /// from its mark first, one round trip, as the script takes only keys it is
+    /// given). A change that holds no key needs no script: its mark just
+    /// expires. Two round trips at most besides: the scripts, then the plain expiries,
     /// the marks' before the claims'. A pipeline is sent in chunks, so a run
     /// that dies (or loses its connection) part way leaves a prefix done; the
     /// next run recalls the events whose claim still has no expiry, and with
@@ -309,14 +375,13 @@ final class HotStore {
     func release(_ changes: [(change: SKUChange, fills: [SKUResult.Filled]?)], eventKeys: some Collection<String>) throws {
         var calls: [RedisScript.Call] = []
         var expiries: [RedisCommand] = []
-        for (change, fills) in changes {
+        for ((change, _), fills) in zip(changes, try filledLines(changes)) {
             let mark = RedisKeys.applied(sku: change.sku, eventId: change.eventId)
-            let held = Self.heldKeys(change) + (fills ?? []).map { RedisKeys.orderLine(sku: change.sku, orderId: $0.orderId, lineId: $0.lineId) }
-            if held.isEmpty && fills != nil {
+            let held = Self.heldKeys(change) + fills.map { RedisKeys.orderLine(sku: change.sku, orderId: $0.orderId, lineId: $0.lineId) }
+            if held.isEmpty {
                 expiries.append(RedisCommand("PEXPIRE", mark, graceMilliseconds))
             } else {
-                calls.append(RedisScript.Call(script: Self.releaseScript, keys: [mark] + held,
-                                              arguments: [change.eventId, graceMilliseconds, fills == nil ? RedisKeys.orderLinePrefix(sku: change.sku) : ""]))
+                calls.append(RedisScript.Call(script: Self.releaseScript, keys: [mark] + held, arguments: [change.eventId, graceMilliseconds]))
             }
         }
         if !calls.isEmpty {
@@ -326,6 +391,21 @@ final class HotStore {
         if !expiries.isEmpty {
             for reply in try hot.pipeline(expiries) { _ = try reply.get() }
         }
+    }
+
+    /// The lines each change filled from a queue: as given, or as its mark
+    /// (`DIGEST|RESULT`) records them when not known here. One pipeline of `GET`s,
+    /// only when some are not known; none for a mark that is gone.
+    private func filledLines(_ changes: [(change: SKUChange, fills: [SKUResult.Filled]?)]) throws -> [[SKUResult.Filled]] {
+        var filled = changes.map { $0.fills ?? [] }
+        let unknown = changes.indices.filter { changes[$0].fills == nil }
+        guard !unknown.isEmpty else { return filled }
+        let marks = try hot.pipeline(unknown.map { RedisCommand("GET", RedisKeys.applied(sku: changes[$0].change.sku, eventId: changes[$0].change.eventId)) })
+        for (index, reply) in zip(unknown, marks) {
+            guard let mark = try reply.get().bytes, let separator = mark.firstIndex(of: UInt8(ascii: "|")) else { continue }
+            filled[index] = Self.parseResult(Array(mark[(separator + 1)...]))?.fills ?? []
+        }
+        return filled
     }
 
     static func encode(_ lines: [CancelledLine]) -> [UInt8] {

@@ -26,6 +26,9 @@ public enum RedisKeys {
     public static func stateSentinel(deployment: String) -> String { "inventory:state:{\(deployment)}" }
     /// On a Redis Cluster, one sentinel per slot: `slotTag` hashes to the slot.
     public static func stateSentinel(deployment: String, slotTag: String) -> String { "inventory:state:{\(slotTag)}:\(deployment)" }
+    /// Set by an `apply_event.lua` call that stopped to ask for keys, for the
+    /// SKU's calls behind it in the same pipeline (`token`: the pipeline's own).
+    public static func applyGate(sku: String, token: String) -> String { "inventory:apply-gate:{\(sku)}:\(token)" }
     /// A checkout reservation, written by the checkout service.
     public static func reservation(sku: String, reservationId: String) -> String { "inventory:reservation:{\(sku)}:\(reservationId)" }
 }

@@ -19,7 +19,12 @@ import TestSupport
     static let token = "state-1"
     static func writeSentinel(_ redis: RedisClient, _ sku: String) throws {
         _ = try redis.send("SET", sentinelKey(sku), token)
+        // The one a `HotStore` of deployment `sku` checks (another, on a cluster).
+        _ = try redis.send("SET", RedisStateSentinel(deployment: sku, token: token).key(nextTo: RedisKeys.live(sku: sku, location: ""), in: redis), token)
     }
+
+    /// ARGV before the events' arguments (no gate: the SKU's only call).
+    static func header(_ mode: String) -> [any RedisArgument] { [1_000, mode, token, 0] }
 
     static func operations(_ sku: String, event: String, onHand: Int, confirm: String = "{}") -> String {
         #"{"policy":"strict","eventId":"\#(event)","lineKeyPrefix":"\#(RedisKeys.orderLinePrefix(sku: sku))","seq":4,"#
@@ -32,7 +37,7 @@ import TestSupport
             let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try Self.writeSentinel(redis, sku)
             var keys: [any RedisArgument] = [Self.sentinelKey(sku)]
-            var arguments: [any RedisArgument] = [1_000, "apply", Self.token]
+            var arguments: [any RedisArgument] = Self.header("apply")
             for (number, onHand) in [(1, 10), (2, -3), (3, 5)] {
                 arguments += [keys.count, "d\(number)", Self.operations(sku, event: "e\(number)", onHand: onHand)]
                 keys += Self.keys(sku, event: "e\(number)")
@@ -59,7 +64,7 @@ import TestSupport
             let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             try Self.writeSentinel(redis, sku)
             var keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
-            var arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
+            var arguments: [any RedisArgument] = Self.header("apply") + [1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
             arguments += [keys.count, "d2", Self.operations(sku, event: "e2", onHand: 5,
                                                              confirm: #"[{"loc":1,"line":5,"order":"O","lineId":"1","cancelled":false}]"#)]
             keys += Self.keys(sku, event: "e2", extra: [line])
@@ -85,7 +90,7 @@ import TestSupport
             let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
             if let sentinel { _ = try redis.send("SET", Self.sentinelKey(sku), sentinel) }
             let keys: [any RedisArgument] = [Self.sentinelKey(sku)] + Self.keys(sku, event: "e1")
-            let arguments: [any RedisArgument] = [1_000, "apply", Self.token, 1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
+            let arguments: [any RedisArgument] = Self.header("apply") + [1, "d1", Self.operations(sku, event: "e1", onHand: 10)]
             let reply = try redis.evaluateAll([RedisScript.Call(script: HotStore.applyScript, keys: keys, arguments: arguments)])[0].get()
             return (reply.array?.compactMap(\.string) ?? [],
                     try redis.send("EXISTS", RedisKeys.applied(sku: sku, eventId: "e1"), RedisKeys.live(sku: sku, location: "FC1")).int)

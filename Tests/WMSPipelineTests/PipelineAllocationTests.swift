@@ -85,6 +85,36 @@ import WMSStore
         try await f.schema.drop()
     }
 
+    /// A line queued by an earlier batch: the receipt's script call does not name
+    /// its key until the script asks for it (Redis Cluster: a script touches only
+    /// its KEYS). Filled as ever, and released after the commit like any line.
+    @Test func aLineQueuedByAnEarlierBatchIsFilledWhenStockArrives() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("S")
+        let outcome = try await blocking {
+            try f.produce([OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)
+            _ = try f.run(untilSeen: 1)
+            let queued = try f.allocationRows()
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)])], partition: 0)
+            _ = try f.run(untilSeen: 1)
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
+            return (queued, try f.allocationRows(), try f.allocationMessages(expecting: 1), try f.redisLevels(["\(sku)@FC1"]),
+                    try f.postgresLevels(), try redis.send("ZCARD", RedisKeys.backorders(sku: sku, location: "FC1")).int,
+                    try redis.send("PTTL", RedisKeys.orderLine(sku: sku, orderId: "O", lineId: "1")).int ?? 0)
+        }
+        let (queued, rows, messages, redis, postgres, queueLength, lineTTL) = outcome
+        #expect(queued == ["O/1": "backordered/backordered/0"])
+        #expect(rows == ["O/1": "backordered/allocated/0"])
+        #expect(messages.map { $0["messageId"]?.stringValue ?? "" } == ["allocation:\(f.id)-r|O|FC1"])
+        #expect(messages.first?["causedBy"]?.stringValue == "\(f.id)-r")
+        #expect(redis["\(sku)@FC1"] == [10, 3, 0, 0, 0, 0, 0, 7])
+        #expect(postgres["\(sku)@FC1"] == [10, 3, 0, 0, 0, 0, 0])
+        #expect(queueLength == 0)
+        // Released after the commit: the grace runs.
+        #expect(lineTTL > 0)
+        try await f.schema.drop()
+    }
+
     @Test func cancellationReleasesWhatIsNotPickedAndDropsBackorders() async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("S")

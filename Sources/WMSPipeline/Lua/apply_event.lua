@@ -14,13 +14,24 @@
 -- depend on each other, other SKUs' do not): each bucket is read once and
 -- written once per call, whatever the number of events.
 --
+-- It touches no key but those in KEYS (Redis Cluster: a key a script builds is
+-- not supported, and while its slot migrates it reads as absent). The lines a
+-- fill allocates are named by the queue, which the worker does not read: an
+-- event whose fill would reach a line not in KEYS writes nothing and returns
+-- 'keys' with the keys it needs; the worker calls again with them.
+--
 -- KEYS[1]   the Redis state sentinel, inventory:state:{DEPLOYMENT}
+-- KEYS[...] the events' keys (see BASE), then any key a fill asked for
 -- ARGV[1]   now, Unix milliseconds (updatedAt)
 -- ARGV[2]   'apply', or 'check': only say whether each change could be applied
 --           now, write nothing
 -- ARGV[3]   the token the sentinel must hold: otherwise Redis lost its data, or
 --           a repair is under way or done, and the call returns 'stale', TOKEN
 --           (what the sentinel holds, '' when absent), having written nothing
+-- ARGV[4]   the index in KEYS of the gate of the SKU's calls in one pipeline,
+--           0 for a SKU's only call: a call that returns 'keys' sets it (for a
+--           minute), and a call that finds it set runs none of its events (all
+--           'skipped'), so that none runs ahead of the event that asked
 -- then, per event, three arguments:
 --   BASE    where its keys start in KEYS (0-based): its key number i is KEYS[BASE + i],
 --           its first key (i = 1) its mark for this SKU, inventory:applied:{SKU}:EVENT_ID
@@ -30,7 +41,8 @@
 --              it) or "fits" (smaller lines behind it may go first)
 --   eventId    the event (or the worker's token for a late release), recorded as
 --              what caused each decision and as the writer of each key
---   lineKeyPrefix  inventory:line:{SKU}: (the queue's members name their line keys)
+--   lineKeyPrefix  inventory:line:{SKU}: (a queue's member ORDER|LINE|Q is the
+--              line inventory:line:{SKU}:ORDER|LINE, which must be in KEYS to be filled)
 --   seq        index of the SKU's backorder sequence key
 --   locations  [{live, queue, d = 7 deltas, fill}]: every location touched; fill
 --              when its stock grew, so queued lines may now fit
@@ -52,7 +64,9 @@
 -- when the mark holds another payload's digest; 'refused', WHY when it cannot
 -- be applied (see below); for a check, 'ok', ''; 'error', WHY when the script
 -- failed on it (nothing of it is in the buckets; the events after it are
--- 'skipped'). RESULT is JSON, every number a string:
+-- 'skipped'); 'keys', KEYS_JSON (a JSON list of keys) when its fill would
+-- allocate lines whose keys are not in KEYS: nothing of it is written, and the
+-- events after it are 'skipped'. RESULT is JSON, every number a string:
 --   {locations = [{onHandBefore, onHandAfter, availableBefore, availableAfter}],
 --    confirms = [{order, lineId, decision, status, seq?}], cancels = [{order, lineId, q, released, used, was}],
 --    fills = [{loc, order, lineId, q, confirmedBy}]}
@@ -64,6 +78,20 @@ local checking = ARGV[2] == 'check'
 local sentinel = redis.call('GET', KEYS[1])
 if sentinel ~= ARGV[3] then
     return {'stale', sentinel or ''}
+end
+local FIRST_EVENT = 5
+local gate = ARGV[4] ~= '0' and KEYS[tonumber(ARGV[4])]
+-- An earlier call of the SKU in this pipeline stopped to ask for keys: the
+-- events of this one come after that one's, so none runs now.
+local function skipFrom(replies, first)
+    for _ = first, #ARGV, 3 do
+        replies[#replies + 1] = 'skipped'
+        replies[#replies + 1] = ''
+    end
+    return replies
+end
+if gate and redis.call('EXISTS', gate) == 1 then
+    return skipFrom({}, FIRST_EVENT)
 end
 local function failed(reply) return type(reply) == 'table' and reply.err ~= nil end
 local function refused(why) return {'refused', why} end
@@ -86,6 +114,21 @@ local buckets = {'onHand', 'allocated', 'reserved', 'damaged', 'picked', 'inTran
 -- its deltas (1,000 lines and 1,000 filled lines of at most 10^9) must be exact too.
 local LIMIT = 2251799813685248
 local function integer(text) return text and string.match(text, '^%-?%d+$') ~= nil end
+
+-- The keys the call may touch, as a set: built the first time a queue holds a
+-- line (not at all in the common case, an empty queue).
+local declaredKeys = nil
+local function declared(k)
+    if not declaredKeys then
+        declaredKeys = {}
+        for _, name in ipairs(KEYS) do declaredKeys[name] = true end
+    end
+    return declaredKeys[k] == true
+end
+local function parseMember(member)
+    local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
+    return order, lineId, tonumber(q)
+end
 -- Whether key k is absent or a hash (or, for a tally of workers before 0004, a string).
 local function hashOrNone(k, orString)
     local kind = redis.call('TYPE', k).ok
@@ -172,6 +215,15 @@ local function applyOne(base, digest, encodedOps)
     at = {}
     local confirming = ops.confirm ~= nil and #ops.confirm > 0
     local ordering = confirming or (ops.cancel ~= nil and #ops.cancel > 0)
+    -- What a fill will find in each queue it reads: the first 1,000 lines once
+    -- the event's own cancellations took theirs out (its confirmations add lines
+    -- it declares). Read before anything is written, so that an event whose
+    -- lines are not all in KEYS writes nothing.
+    local windows = {}
+    local cancelledAt = {}
+    if ordering then
+        for _, c in ipairs(ops.cancel or {}) do cancelledAt[c.loc] = (cancelledAt[c.loc] or 0) + 1 end
+    end
     for i, location in ipairs(ops.locations) do
         local live = key(location.live)
         local values, refusal = readStock(live)
@@ -183,7 +235,11 @@ local function applyOne(base, digest, encodedOps)
         end
         at[i] = values
         local queue = key(location.queue)
-        if (location.fill or ordering) and not queuesChecked[queue] then
+        if location.fill and not checking then
+            windows[i] = redis.pcall('ZRANGE', queue, 0, 999 + (cancelledAt[i] or 0))
+            if failed(windows[i]) then return wrongType(queue, 'a sorted set') end
+            queuesChecked[queue] = true
+        elseif (location.fill or ordering) and not queuesChecked[queue] then
             if failed(redis.pcall('ZCARD', queue)) then return wrongType(queue, 'a sorted set') end
             queuesChecked[queue] = true
         end
@@ -207,6 +263,32 @@ local function applyOne(base, digest, encodedOps)
         if not hashOrNone(key(c.picked), true) then return wrongType(key(c.picked), 'a hash') end
     end
     if checking then return {'ok', ''} end
+    -- The lines a fill may allocate must be in KEYS. Not one larger than the most
+    -- room it can have: what is available once the deltas moved (its own
+    -- confirmations only take room, and the room shrinks as it fills; the
+    -- event's cancellations give some back, so with them every line counts).
+    local missing, asked
+    for i, location in ipairs(ops.locations) do
+        local window = windows[i]
+        if window and #window > 0 then
+            missing, asked = missing or {}, asked or {}
+            local d = location.d
+            local most = cancelledAt[i] and math.huge or available(at[i]) + d[ON_HAND] - d[ALLOCATED] - d[RESERVED]
+            for _, member in ipairs(window) do
+                local order, lineId, q = parseMember(member)
+                if q <= most then
+                    local line = ops.lineKeyPrefix .. order .. '|' .. lineId
+                    if not declared(line) and not asked[line] then
+                        asked[line] = true
+                        missing[#missing + 1] = line
+                    end
+                elseif ops.policy == 'strict' then
+                    break
+                end
+            end
+        end
+    end
+    if missing and #missing > 0 then return {'keys', cjson.encode(missing)} end
 
     -- From here on the event writes: what its buckets held, for an error half way.
     for i in ipairs(ops.locations) do undo[#undo + 1] = {at[i], {unpack(at[i])}} end
@@ -296,18 +378,21 @@ local function applyOne(base, digest, encodedOps)
         end
     end
 
-    -- Stock that grew fills the queue, oldest first.
+    -- Stock that grew fills the queue, oldest first. The window read above is
+    -- the queue as it is now unless the event's own lines changed it.
     for i, location in ipairs(ops.locations) do
         if location.fill then
             local queue = key(location.queue)
             local room = available(at[i])
-            for _, member in ipairs(redis.call('ZRANGE', queue, 0, 999)) do
-                local order, lineId, q = string.match(member, '^(.*)|(.*)|(%d+)$')
-                q = tonumber(q)
+            local window = ordering and redis.call('ZRANGE', queue, 0, 999) or windows[i]
+            for _, member in ipairs(window) do
+                local order, lineId, q = parseMember(member)
                 if q <= room then
+                    local line = ops.lineKeyPrefix .. order .. '|' .. lineId
+                    -- Never: every line of the window was found in KEYS above.
+                    if not declared(line) then error('apply_event: ' .. line .. ' is not in KEYS') end
                     at[i][ALLOCATED] = at[i][ALLOCATED] + q
                     redis.call('ZREM', queue, member)
-                    local line = ops.lineKeyPrefix .. order .. '|' .. lineId
                     local confirmedBy = redis.call('HGET', line, 'confirmedBy') or ''
                     settle(line, {'status', 'allocated', 'allocatedBy', ops.eventId})
                     room = room - q
@@ -334,7 +419,7 @@ local function applyOne(base, digest, encodedOps)
 end
 
 local replies = {}
-for k = 4, #ARGV, 3 do
+for k = FIRST_EVENT, #ARGV, 3 do
     undo = {}
     local ok, reply = pcall(applyOne, tonumber(ARGV[k]), ARGV[k + 1], ARGV[k + 2])
     if not ok then
@@ -343,16 +428,15 @@ for k = 4, #ARGV, 3 do
         for _, saved in ipairs(undo) do
             for b = 1, 7 do saved[1][b] = saved[2][b] end
         end
-        replies[#replies + 1] = 'error'
-        replies[#replies + 1] = tostring(type(reply) == 'table' and reply.err or reply)
-        for _ = k + 3, #ARGV, 3 do
-            replies[#replies + 1] = 'skipped'
-            replies[#replies + 1] = ''
-        end
-        break
+        reply = {'error', tostring(type(reply) == 'table' and reply.err or reply)}
     end
     replies[#replies + 1] = reply[1]
     replies[#replies + 1] = reply[2]
+    if reply[1] == 'keys' and gate then redis.call('SET', gate, '1', 'PX', 60000) end
+    if reply[1] == 'error' or reply[1] == 'keys' then
+        skipFrom(replies, k + 3)
+        break
+    end
 end
 
 -- Every bucket written, so every field exists once a key is touched.
