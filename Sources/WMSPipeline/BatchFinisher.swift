@@ -39,15 +39,15 @@ final class BatchFinisher {
         // know what a late release touched.
         try displayCache.invalidate(skus: batch.displaySKUs)
         clock.lap("display", &report)
-        faults.reached(.afterDisplayInvalidation)
-        try store.write(batch.records, redisState: batch.redisState) { faults.reached(.beforePostgresCommit) }
+        faults.reached(.afterDisplayInvalidation, idle: batch.messages.isEmpty)
+        try store.write(batch.records, redisState: batch.redisState) { faults.reached(.beforePostgresCommit, idle: batch.messages.isEmpty) }
         clock.lap("postgres", &report)
         written()
-        faults.reached(.afterPostgres)
+        faults.reached(.afterPostgres, idle: batch.messages.isEmpty)
         try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
         clock.lap("release", &report)
-        faults.reached(.afterRelease)
-        try publish(batch.records, duplicateIDs: batch.duplicateIDs, clock: &clock, report: &report)
+        faults.reached(.afterRelease, idle: batch.messages.isEmpty)
+        try publish(batch.records, duplicateIDs: batch.duplicateIDs, idle: batch.messages.isEmpty, clock: &clock, report: &report)
         return report
     }
 
@@ -58,17 +58,17 @@ final class BatchFinisher {
     /// waits for every acknowledgement, then marks them published. The
     /// PostgreSQL reads and writes count as step `outbox`, the broker's part as
     /// `publish`.
-    private func publish(_ records: BatchRecords, duplicateIDs: [String], clock: inout StepClock, report: inout BatchReport) throws {
+    private func publish(_ records: BatchRecords, duplicateIDs: [String], idle: Bool, clock: inout StepClock, report: inout BatchReport) throws {
         let pending = try store.pendingOutbox(eventIds: records.events.map(\.eventId) + duplicateIDs,
                                               messageIds: records.outbox.map(\.messageId), oldest: 1000)
         clock.lap("outbox", &report)
         guard !pending.isEmpty else { return }
         try OutboxPublisher(producer: producer, logger: logger).publish(pending)
         clock.lap("publish", &report)
-        faults.reached(.afterPublish)
+        faults.reached(.afterPublish, idle: idle)
         try store.markPublished(pending.map(\.messageId))
         clock.lap("outbox", &report)
-        faults.reached(.afterMarkPublished)
+        faults.reached(.afterMarkPublished, idle: idle)
         report.published = pending.count
     }
 }

@@ -148,7 +148,7 @@ final class BatchPreparer {
         let candidateIDs = Array(Set(decoded.compactMap { try? $0.get().event.eventId }))
         let stored = try store.existingDigests(of: candidateIDs)
         clock.lap("lookup", &report)
-        faults.reached(.afterLookup)
+        faults.reached(.afterLookup, idle: messages.isEmpty)
 
         // Every eventId PostgreSQL does not hold is claimed in Redis for a payload
         // before anything is applied: conflicting payloads touching different SKUs,
@@ -190,7 +190,7 @@ final class BatchPreparer {
         }
         let outcomes = try hotStore.apply(changes, nowMs: nowMs)
         clock.lap("redis", &report)
-        faults.reached(.afterRedis)
+        faults.reached(.afterRedis, idle: messages.isEmpty)
 
         var records = buildRecords(messages, &dispositions, changes: changes, owners: owners, outcomes: outcomes, orders: orders,
                                    nowMs: nowMs, report: &report)

@@ -198,7 +198,7 @@ public final class Pipeline {
             let offsets = Self.nextOffsets(batch.messages)
             try commit(offsets)
             report.stepTime["commit"] = ContinuousClock.now - committing
-            faults.reached(.afterCommit)
+            faults.reached(.afterCommit, idle: batch.messages.isEmpty)
             metrics.record(report, duration: ContinuousClock.now - batch.started, committedAt: Date().timeIntervalSince1970)
             status.update {
                 $0.committed.merge(offsets) { max($0, $1) }

@@ -226,7 +226,9 @@ import WMSPipeline
             let restarted = try WorkerProcess(["run"], environment: environment)
             // Until the restarted worker has been through the batch: every claim released.
             let deadline = ContinuousClock.now + .seconds(60)
-            while try ContinuousClock.now < deadline && Self.eventKeys("\(f.id)-").contains(where: { try redis.send("PTTL", $0).int == -1 }) {
+            // The claims are known: polling them, not the whole keyspace (a SCAN of every node).
+            let claims = try Self.eventKeys("\(f.id)-")
+            while try ContinuousClock.now < deadline && claims.contains(where: { try redis.send("PTTL", $0).int == -1 }) {
                 Thread.sleep(forTimeInterval: 0.2)
             }
             let committed = Int(try f.query("SELECT count(*) FROM inventory_events").first![0].int())
