@@ -9,7 +9,7 @@ import Foundation
 ///
 /// Blocking and not thread-safe, like `RedisConnection`: one owner, on a
 /// `DedicatedThread`.
-public final class RedisClient {
+public final class RedisClient: RedisCommandRunner {
     public let url: RedisURL
     private let single: RedisConnection?
     private let cluster: ClusterRouter?
@@ -55,17 +55,6 @@ public final class RedisClient {
 
     // MARK: Commands
 
-    /// Sends one command and returns its reply; a server error is thrown.
-    @discardableResult
-    public func send(_ command: RedisCommand) throws(RedisError) -> RESPValue {
-        try pipeline([command])[0].get()
-    }
-
-    @discardableResult
-    public func send(_ name: String, _ arguments: any RedisArgument...) throws(RedisError) -> RESPValue {
-        try send(RedisCommand([name] + arguments))
-    }
-
     /// Every command's reply, in order; a server error is returned in its
     /// command's place, a connection error throws (see `RedisConnection.pipeline`).
     /// On a cluster, each command goes to the primary of its first key's slot,
@@ -76,11 +65,6 @@ public final class RedisClient {
     }
 
     // MARK: Scripts
-
-    @discardableResult
-    public func evaluate(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) throws(RedisError) -> RESPValue {
-        try evaluateAll([RedisScript.Call(script: script, keys: keys, arguments: arguments)])[0].get()
-    }
 
     /// Runs many script calls in one pipeline (per node, on a cluster), loading
     /// scripts where they are not yet, and again wherever a node answers NOSCRIPT.
@@ -382,5 +366,30 @@ final class ClusterRouter {
         guard let target = error.message.split(separator: " ").last, let colon = target.lastIndex(of: ":"),
               let port = Int(target[target.index(after: colon)...]) else { return nil }
         return RedisAddress(host: String(target[..<colon]), port: port)
+    }
+}
+
+/// What sends commands and scripts, one Redis or many: the single-command
+/// calls below are pipelines of one.
+public protocol RedisCommandRunner: AnyObject {
+    func pipeline(_ commands: [RedisCommand]) throws(RedisError) -> [RESPValue]
+    func evaluateAll(_ calls: [RedisScript.Call]) throws(RedisError) -> [RESPValue]
+}
+
+extension RedisCommandRunner {
+    /// Sends one command and returns its reply; a server error is thrown.
+    @discardableResult
+    public func send(_ command: RedisCommand) throws(RedisError) -> RESPValue {
+        try pipeline([command])[0].get()
+    }
+
+    @discardableResult
+    public func send(_ name: String, _ arguments: any RedisArgument...) throws(RedisError) -> RESPValue {
+        try send(RedisCommand([name] + arguments))
+    }
+
+    @discardableResult
+    public func evaluate(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) throws(RedisError) -> RESPValue {
+        try evaluateAll([RedisScript.Call(script: script, keys: keys, arguments: arguments)])[0].get()
     }
 }

@@ -9,7 +9,7 @@ import Foundation
 /// owner at a time. A dropped connection surfaces as a retriable
 /// `RedisError.connection`, and the next command connects again (with AUTH and
 /// SELECT), so an owner that retries needs nothing else.
-public final class RedisConnection {
+public final class RedisConnection: RedisCommandRunner {
     public let url: RedisURL
     public let connectTimeout: Duration
     public let commandTimeout: Duration
@@ -35,17 +35,6 @@ public final class RedisConnection {
     }
 
     // MARK: Commands
-
-    /// Sends one command and returns its reply; a server error is thrown.
-    @discardableResult
-    public func send(_ command: RedisCommand) throws(RedisError) -> RESPValue {
-        try pipeline([command])[0].get()
-    }
-
-    @discardableResult
-    public func send(_ name: String, _ arguments: any RedisArgument...) throws(RedisError) -> RESPValue {
-        try send(RedisCommand([name] + arguments))
-    }
 
     /// Sends every command and reads every reply, pipelined: commands go out in
     /// chunks, and while Redis works on one chunk this side formats the next and
@@ -123,14 +112,9 @@ public final class RedisConnection {
 
     // MARK: Scripts
 
-    /// Runs a script with EVALSHA, loading it first if this connection has not,
-    /// and again when the server answers NOSCRIPT (after SCRIPT FLUSH or a restart).
-    @discardableResult
-    public func evaluate(_ script: RedisScript, keys: [any RedisArgument], arguments: [any RedisArgument]) throws(RedisError) -> RESPValue {
-        try evaluateAll([RedisScript.Call(script: script, keys: keys, arguments: arguments)])[0].get()
-    }
-
-    /// Runs many script calls in one pipeline. Calls answered NOSCRIPT did not run:
+    /// Runs many script calls in one pipeline with EVALSHA, loading each script
+    /// first if this connection has not. Calls answered NOSCRIPT (after SCRIPT
+    /// FLUSH or a restart) did not run:
     /// their scripts are loaded again and those calls alone are sent again, in order.
     public func evaluateAll(_ calls: [RedisScript.Call]) throws(RedisError) -> [RESPValue] {
         var commands: [RedisCommand] = []
