@@ -307,19 +307,18 @@ final class ClusterRouter {
                     sent.append((connection, items, commands.count))
                 }
             } catch {
-                // A node that does not answer may have failed over: read the map again next time.
-                stale = true
+                abandon(sent.map(\.connection))
                 throw error
             }
             var next: [Pending] = []
             var moved = false
             var backOff = false
-            for (connection, items, count) in sent {
+            for (number, (connection, items, count)) in sent.enumerated() {
                 let answers: [RESPValue]
                 do {
                     answers = try connection.read(count)
                 } catch {
-                    stale = true
+                    abandon(sent[(number + 1)...].map(\.connection))
                     throw error
                 }
                 var position = 0
@@ -359,6 +358,15 @@ final class ClusterRouter {
             if backOff { Thread.sleep(forTimeInterval: min(0.01 * Double(1 << round), 0.5)) }
         }
         return replies
+    }
+
+    /// A round failed part way (a node did not answer, and may have failed
+    /// over: the map is read again before the next call). The connections
+    /// written to whose replies were not read are dropped: left open, the next
+    /// call would read these replies as its own.
+    private func abandon(_ unread: [RedisConnection]) {
+        stale = true
+        for connection in unread { connection.disconnect() }
     }
 
     /// `MOVED 3999 127.0.0.1:6381` → 127.0.0.1:6381.

@@ -99,6 +99,42 @@ import TestSupport
         #expect(second == Array(repeating: .integer(4), count: 60))
     }
 
+    /// A node drops the connection in the middle of a pipeline that spans
+    /// every primary: the call fails (retriable), and no other node's
+    /// connection is left holding replies nobody read, which the next call
+    /// would take for its own (found by the kill soak on the cluster: a GET of
+    /// the state sentinel answered with a claim's digest).
+    @Test func aNodeDroppingMidPipelineLeavesNoRepliesUnread() async throws {
+        let url = self.url
+        let prefix = TestEnvironment.uniqueName("wms:test:drop")
+        let outcome = try await blocking {
+            let client = try RedisClient(url: url)
+            let nodes = try client.primaries()
+            // A key on each primary, in the order the pipeline writes to them.
+            let admin = try ClusterAdmin(url: url)
+            var keys: [String] = []
+            for node in nodes {
+                let address = RedisAddress(host: node.url.host, port: node.url.port)
+                var candidate = 0
+                while try admin.primary(of: RedisClusterSlot.of(key: "\(prefix):\(candidate)")) != address { candidate += 1 }
+                keys.append("\(prefix):\(candidate)")
+            }
+            _ = try client.pipeline(keys.map { RedisCommand("SET", $0, "before") })
+            // The server closes the client's connection to the second primary.
+            let victim = try nodes[1].send("CLIENT", "ID").int!
+            try RedisConnection(url: nodes[1].url).send("CLIENT", "KILL", "ID", victim)
+            var failure: RedisError?
+            do { _ = try client.pipeline(keys.map { RedisCommand("GET", $0) }) } catch { failure = error as? RedisError }
+            let after = try client.pipeline(keys.map { RedisCommand("SET", $0, "after") })
+            let read = try client.pipeline(keys.map { RedisCommand("GET", $0) })
+            try client.unlink(keys)
+            return (failure, after, read)
+        }
+        #expect(outcome.0?.isRetriable == true)
+        #expect(outcome.1 == [RESPValue](repeating: .status("OK"), count: 3))
+        #expect(outcome.2 == [RESPValue](repeating: .bulk(Array("after".utf8)), count: 3))
+    }
+
     /// A slot moved by hand, step by step: while it migrates, a key already
     /// moved is answered ASK (and found on the target with ASKING), one not yet
     /// moved is served by the source; once moved, MOVED updates the map.
