@@ -164,6 +164,9 @@ final class ClusterRouter {
     private var connections: [RedisAddress: RedisConnection] = [:]
     /// The primary serving each slot.
     private var slots: [RedisAddress?] = Array(repeating: nil, count: RedisClusterSlot.count)
+    /// Each primary with the first slot it serves, as the map last read says
+    /// (asked for every batch: not worth a walk over every slot each time).
+    private var primariesBySlot: [(slot: Int, address: RedisAddress)] = []
     /// Set when the map is known to be out of date: read again before the next request.
     private var stale = false
 
@@ -183,15 +186,15 @@ final class ClusterRouter {
     }
 
     func primaries() throws(RedisError) -> [RedisConnection] {
+        if stale { try refresh() }
         var primaries: [RedisConnection] = []
-        for slot in try oneSlotPerPrimary() { primaries.append(try connection(slots[slot]!)) }
+        for (_, address) in primariesBySlot { primaries.append(try connection(address)) }
         return primaries
     }
 
     func oneSlotPerPrimary() throws(RedisError) -> [Int] {
         if stale { try refresh() }
-        var seen: Set<RedisAddress> = []
-        return slots.indices.filter { slots[$0].map { seen.insert($0).inserted } ?? false }
+        return primariesBySlot.map(\.slot)
     }
 
     /// Reads the slot map from the first node that answers: the known ones, then the seeds.
@@ -225,8 +228,12 @@ final class ClusterRouter {
             for slot in Int(first)...Int(last) { slots[slot] = address }
         }
         self.slots = slots
+        var seen: Set<RedisAddress> = []
+        primariesBySlot = slots.indices.compactMap { slot in
+            slots[slot].flatMap { seen.insert($0).inserted ? (slot, $0) : nil }
+        }
         // Nodes no longer primary for any slot keep no connection.
-        let serving = Set(slots.compactMap { $0 })
+        let serving = seen
         for (address, connection) in connections where !serving.contains(address) {
             connection.disconnect()
             connections[address] = nil
