@@ -134,6 +134,26 @@ public final class RedisClient: RedisCommandRunner {
         if let single { return [single] }
         return try cluster!.primaries()
     }
+
+    /// Every primary's place in replication (the one Redis's, when not a
+    /// cluster), asked of all at once. A node the slot map takes for a primary
+    /// that no longer is one (a failover the map has not caught up with) fails
+    /// the call, retriably, and the map is read again.
+    public func replication() throws(RedisError) -> [RedisReplication] {
+        let command = RedisCommand("INFO", "replication")
+        let replies = if let single { [(RedisAddress(host: single.url.host, port: single.url.port), try single.send(command))] }
+            else { try cluster!.onEveryPrimary(command) }
+        var nodes: [RedisReplication] = []
+        for (address, reply) in replies {
+            let node = try RedisReplication(info: try reply.get().string ?? "", node: address)
+            guard node.isPrimary else {
+                cluster?.markStale()
+                throw .server(RedisServerError(prefix: "READONLY", message: "\(address) is no longer a primary"))
+            }
+            nodes.append(node)
+        }
+        return nodes
+    }
 }
 
 /// A request routed by slot: a command, or a script call run by its hash.
@@ -191,6 +211,35 @@ final class ClusterRouter {
         for (_, address) in primariesBySlot { primaries.append(try connection(address)) }
         return primaries
     }
+
+    /// One command on every primary, written to all of them first and read after.
+    func onEveryPrimary(_ command: RedisCommand) throws(RedisError) -> [(RedisAddress, RESPValue)] {
+        if stale { try refresh() }
+        var written: [(address: RedisAddress, connection: RedisConnection)] = []
+        do {
+            for (_, address) in primariesBySlot {
+                let connection = try connection(address)
+                try connection.write([command])
+                written.append((address, connection))
+            }
+        } catch {
+            abandon(written.map(\.connection))
+            throw error
+        }
+        var replies: [(RedisAddress, RESPValue)] = []
+        for (number, (address, connection)) in written.enumerated() {
+            do {
+                replies.append((address, try connection.read(1)[0]))
+            } catch {
+                abandon(written[(number + 1)...].map(\.connection))
+                throw error
+            }
+        }
+        return replies
+    }
+
+    /// The map is out of date: read it again before the next request.
+    func markStale() { stale = true }
 
     func oneSlotPerPrimary() throws(RedisError) -> [Int] {
         if stale { try refresh() }

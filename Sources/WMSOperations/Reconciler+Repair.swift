@@ -52,7 +52,8 @@ extension Reconciler {
         defer { try? store.unlockRedisRepair() }
         let previous = try store.redisState()
         if let ifLost {
-            if let previous, try RedisStateSentinel(previous).found(in: hot) == previous.token {
+            if let previous, try RedisStateSentinel(previous).found(in: hot) == previous.token,
+               try RedisStateGuard.lostWrites(store: store, hot: hot) == nil {
                 var summary = RepairSummary()
                 summary.redisState = previous
                 summary.rebuilt = false

@@ -40,7 +40,7 @@ final class BatchFinisher {
         try displayCache.invalidate(skus: batch.displaySKUs)
         clock.lap("display", &report)
         faults.reached(.afterDisplayInvalidation, idle: batch.messages.isEmpty)
-        try store.write(batch.records, redisState: batch.redisState) { faults.reached(.beforePostgresCommit, idle: batch.messages.isEmpty) }
+        try store.write(batch.records, redisState: batch.redisState, replication: batch.replication) { faults.reached(.beforePostgresCommit, idle: batch.messages.isEmpty) }
         clock.lap("postgres", &report)
         written()
         faults.reached(.afterPostgres, idle: batch.messages.isEmpty)

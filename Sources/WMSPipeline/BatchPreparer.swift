@@ -53,6 +53,8 @@ struct PreparedBatch: Sendable {
     var duplicateIDs: [String]
     /// The token of the Redis state its scripts ran on: its transaction checks it still stands.
     var redisState: String
+    /// How far its Redis writes reached on each primary: its transaction records it.
+    var replication: RedisReplicationPositions?
 
     /// What the batch changes in PostgreSQL that the next one may read.
     var inFlight: InFlight {

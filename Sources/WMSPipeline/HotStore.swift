@@ -624,7 +624,7 @@ public struct RedisStateSentinel: Sendable, Equatable {
     /// An error that says a batch ran, or was to run, on a Redis state that does
     /// not stand: the batch runs again once the state is established anew.
     public static func isStateError(_ error: any Error) -> Bool {
-        error is RedisStateMismatch || error is RedisStateChanged || error is RedisRepairUnderWay
+        error is RedisStateMismatch || error is RedisWritesLost || error is RedisStateChanged || error is RedisRepairUnderWay
     }
 }
 

@@ -152,6 +152,7 @@ public final class Pipeline {
                     var prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
                         if !lane.waitUntilWritten() { try settle() }
                     }
+                    prepared.replication = try redisStateGuard.checkReplication(settle: settle)
                     prepared.report.stepTime["poll"] = polled
                     try settle()
                     lane.start(prepared)
@@ -222,10 +223,14 @@ public final class Pipeline {
         }
     }
 
-    /// Before a batch, after a start or a batch that found Redis without the
-    /// state it builds on: that Redis holds it, or is repaired (not ready meanwhile).
+    /// Before a batch: after a start or a batch that found Redis without the
+    /// state it builds on, that Redis holds it, or is repaired (not ready
+    /// meanwhile); and every time, that no primary lost what batches wrote.
     private func checkRedisState() throws {
-        guard redisState == nil else { return }
+        guard redisState == nil else {
+            _ = try redisStateGuard.checkReplication(settle: settle)
+            return
+        }
         let state = try redisStateGuard.establish { reason in
             status.update {
                 $0.failingSince = $0.failingSince ?? ContinuousClock.now
@@ -244,6 +249,7 @@ public final class Pipeline {
         guard ContinuousClock.now - lastRedisStateCheck >= .seconds(1) else { return }
         lastRedisStateCheck = ContinuousClock.now
         try preparer.hotStore.checkState()
+        _ = try redisStateGuard.checkReplication(settle: settle)
     }
 
     /// Commits a finished batch's offsets. Its effects are durable, so a transient

@@ -26,6 +26,15 @@ public struct RedisRepairUnderWay: Error, Sendable, CustomStringConvertible {
 /// then atomically in each script), and its PostgreSQL transaction checks that
 /// the state still stands.
 ///
+/// A failover can lose less than everything: Redis replication is asynchronous,
+/// and a replica promoted after its primary died may lack the last writes of
+/// batches PostgreSQL committed, sentinel and all in place. So every batch
+/// records how far its writes reached in each primary's replication history
+/// (`0010_redis_replication.sql`), and before a batch is applied on a primary
+/// not met before (at the start, after a failover), the primaries are asked
+/// whether they hold every position recorded: one that no primary holds is a
+/// loss, reported and repaired like the others.
+///
 /// Blocking: on the pipeline thread, with the pipeline's own connections.
 public final class RedisStateGuard {
     let store: InventoryStore
@@ -35,6 +44,10 @@ public final class RedisStateGuard {
     private let losses = Counter(label: "wms_redis_data_losses_total")
     /// The token of the last state found lost.
     private var reported: String?
+    /// This process, in the replication positions it records.
+    let holder = RedisStateGuard.newToken()
+    /// The replication histories of primaries found to hold every recorded position.
+    private var verified: Set<String> = []
 
     init(store: InventoryStore, hot: RedisClient, repair: RedisRepair?, logger: Logger) {
         self.store = store
@@ -65,19 +78,27 @@ public final class RedisStateGuard {
             expected = RedisStateSentinel(now)
             found = try expected.found(in: hot)
         }
-        if found == expected.token { return expected }
-
-        let mismatch = RedisStateMismatch(expected: expected.token, found: found)
+        let loss: any Error
+        if found == expected.token {
+            let nodes = try hot.replication()
+            guard let lost = try Self.lostWrites(store: store, nodes: nodes) else {
+                verified = Set(nodes.map(\.replid))
+                return expected
+            }
+            loss = lost
+        } else {
+            loss = RedisStateMismatch(expected: expected.token, found: found)
+        }
         guard let repair else {
-            reportLoss(expected, found: found, repair: "wms-worker reconcile --repair")
+            reportLoss(expected, loss, repair: "wms-worker reconcile --repair")
             reporting("Redis lost its data: waiting for wms-worker reconcile --repair")
-            throw mismatch
+            throw loss
         }
         // Reported once the repairs' lock is held and the loss confirmed: a
         // sentinel deleted by another worker's repair under way is no loss.
         let started = ContinuousClock.now
         let (state, rebuilt) = try repair {
-            reportLoss(expected, found: found, repair: "by this worker, now")
+            reportLoss(expected, loss, repair: "by this worker, now")
             reporting("Redis lost its data: repairing it from PostgreSQL")
         }
         if rebuilt {
@@ -92,14 +113,66 @@ public final class RedisStateGuard {
 
     /// Logs and counts a loss, once per state lost however many times the
     /// batch waits for its repair.
-    private func reportLoss(_ expected: RedisStateSentinel, found: String?, repair: String) {
+    private func reportLoss(_ expected: RedisStateSentinel, _ loss: any Error, repair: String) {
         guard reported != expected.token else { return }
         reported = expected.token
         losses.increment()
         logger.error("Redis lost its data: nothing is built on it until it is repaired from PostgreSQL", metadata: [
-            "redis.state": "\(expected.token)", "redis.sentinel": "\(found ?? "absent")", "repair": "\(repair)",
+            "redis.state": "\(expected.token)", "redis.loss": "\(loss)", "repair": "\(repair)",
         ])
     }
 
+    /// Before a batch is applied, and again once its scripts ran: that the
+    /// primaries hold what committed batches wrote (checked against PostgreSQL's
+    /// positions when a primary's history was not met before; `RedisWritesLost`
+    /// otherwise), and how far the batch's writes reached on each, to record
+    /// with it. `settle` finishes the batch on the commit lane before a check:
+    /// its positions count once it commits, and it may commit after the check.
+    func checkReplication(settle: () throws -> Void) throws -> RedisReplicationPositions {
+        let nodes = try hot.replication()
+        if !nodes.allSatisfy({ verified.contains($0.replid) }) {
+            try settle()
+            if let lost = try Self.lostWrites(store: store, nodes: nodes) { throw lost }
+            verified.formUnion(nodes.map(\.replid))
+        }
+        // Without a replica (offset 0) there is no failover to lose writes in.
+        return RedisReplicationPositions(holder: holder, offsets: Dictionary(
+            nodes.filter { $0.offset > 0 }.map { ($0.replid, $0.offset) }, uniquingKeysWith: max))
+    }
+
+    /// The recorded positions that no primary holds, or nil when every one is
+    /// held (and then the rows the primaries made needless are pruned).
+    public static func lostWrites(store: InventoryStore, hot: RedisClient) throws -> RedisWritesLost? {
+        try lostWrites(store: store, nodes: hot.replication())
+    }
+
+    private static func lostWrites(store: InventoryStore, nodes: [RedisReplication]) throws -> RedisWritesLost? {
+        let positions = try store.replicationPositions()
+        let unheld = positions.filter { replid, offset in !nodes.contains { $0.holds(replid: replid, offset: offset) } }
+        guard unheld.isEmpty else { return RedisWritesLost(unheld: unheld, primaries: nodes) }
+        if !positions.isEmpty { try store.pruneReplicationPositions(read: positions, continued: Set(nodes.map(\.replid))) }
+        return nil
+    }
+
     public static func newToken() -> String { UUID().uuidString.lowercased() }
+}
+
+/// Committed batches wrote to Redis further than any primary holds now: a
+/// failover promoted a replica that had not received their writes (Redis
+/// replication is asynchronous), or a primary restarted without them. Redis
+/// data loss, repaired from PostgreSQL like any other.
+public struct RedisWritesLost: Error, Sendable, CustomStringConvertible {
+    /// Replication history → the offset committed batches reached in it.
+    public let unheld: [String: Int64]
+    public let primaries: [RedisReplication]
+
+    public var description: String {
+        let reached = unheld.sorted { $0.key < $1.key }.map { "\($0.key) up to \($0.value)" }.joined(separator: ", ")
+        let held = primaries.map { node in
+            "\(node.node) holds \(node.replid) up to \(node.offset)"
+                + (node.previousReplid.map { ", and \($0) before \(node.previousEnd)" } ?? "")
+        }.joined(separator: "; ")
+        return "Redis lost writes of committed batches (a failover to a replica that lacked them): they reached \(reached), "
+            + "but no primary holds that (\(held))"
+    }
 }

@@ -14,6 +14,19 @@ public struct RedisStateRecord: Codable, Sendable, Hashable {
     }
 }
 
+/// How far a batch's Redis writes reached in each primary's replication
+/// history (`INFO replication`: id → offset), recorded with the batch by the
+/// worker process `holder`. Histories without replication (offset 0) are left out.
+public struct RedisReplicationPositions: Sendable, Hashable {
+    public var holder: String
+    public var offsets: [String: Int64]
+
+    public init(holder: String, offsets: [String: Int64]) {
+        self.holder = holder
+        self.offsets = offsets
+    }
+}
+
 extension InventoryStore {
     /// The state that stands, or nil before any worker has started on this database.
     public func redisState() throws -> RedisStateRecord? {
@@ -57,14 +70,57 @@ extension InventoryStore {
     /// transaction that checked the old one (they hold the row FOR SHARE) to end,
     /// and any batch that checks after it sees the new token and rolls back.
     /// The deployment stays (a new one if there was no row).
+    /// The replication positions go with the old state: what the rebuild writes
+    /// is PostgreSQL's, whatever Redis lost before it.
     public func renewRedisState(token: String, newDeployment: String) throws -> RedisStateRecord {
-        let row = try db.query("""
-            INSERT INTO redis_state (deployment, token) VALUES (\(newDeployment), \(token))
-            ON CONFLICT (singleton) DO UPDATE SET token = EXCLUDED.token, written_at = now()
-            RETURNING deployment, token
-            """).rows.first
-        guard let row else { throw PostgresError.unexpectedResult("redis_state returned no row") }
-        return RedisStateRecord(deployment: try row["deployment"].string(), token: try row["token"].string())
+        try db.withTransaction { db in
+            let row = try db.query("""
+                INSERT INTO redis_state (deployment, token) VALUES (\(newDeployment), \(token))
+                ON CONFLICT (singleton) DO UPDATE SET token = EXCLUDED.token, written_at = now()
+                RETURNING deployment, token
+                """).rows.first
+            guard let row else { throw PostgresError.unexpectedResult("redis_state returned no row") }
+            _ = try db.query("DELETE FROM redis_replication")
+            return RedisStateRecord(deployment: try row["deployment"].string(), token: try row["token"].string())
+        }
+    }
+
+    // MARK: Replication positions (0010_redis_replication.sql)
+
+    /// Inside a batch's transaction: how far its Redis writes reached on each primary.
+    func recordReplication(_ positions: RedisReplicationPositions, _ db: PostgresConnection) throws {
+        guard !positions.offsets.isEmpty else { return }
+        let replids = Array(positions.offsets.keys)
+        _ = try db.query("""
+            INSERT INTO redis_replication (replid, holder, repl_offset)
+            SELECT replid, \(positions.holder), repl_offset FROM unnest(\(replids)::text[], \(replids.map { positions.offsets[$0]! })::bigint[]) AS p(replid, repl_offset)
+            ON CONFLICT (replid, holder) DO UPDATE
+            SET repl_offset = greatest(redis_replication.repl_offset, EXCLUDED.repl_offset), recorded_at = now()
+            """)
+    }
+
+    /// The furthest offset committed batches reached in each replication history.
+    public func replicationPositions() throws -> [String: Int64] {
+        var offsets: [String: Int64] = [:]
+        for row in try db.query("SELECT replid, max(repl_offset) AS reached FROM redis_replication GROUP BY replid").rows {
+            offsets[try row["replid"].string()] = try row["reached"].int()
+        }
+        return offsets
+    }
+
+    /// Once the primaries were found to hold every position read: the rows of
+    /// histories no primary continues (`taken over`, up to the offsets read), and
+    /// of the others every row but the furthest (workers that stopped). Rows
+    /// written since the read are kept, for whoever checks next.
+    public func pruneReplicationPositions(read: [String: Int64], continued: Set<String>) throws {
+        let replids = Array(read.keys)
+        _ = try db.query("""
+            DELETE FROM redis_replication r
+            USING unnest(\(replids)::text[], \(replids.map { read[$0]! })::bigint[], \(replids.map { continued.contains($0) })::boolean[])
+                AS checked(replid, reached, continued)
+            WHERE r.replid = checked.replid
+              AND (r.repl_offset < checked.reached OR (NOT checked.continued AND r.repl_offset = checked.reached))
+            """)
     }
 
     /// Inside a batch's transaction: that its scripts ran on the Redis state that

@@ -47,11 +47,14 @@ public final class InventoryStore {
     /// twice changes nothing, and quantities move only for events new to the table.
     /// `redisState`: the token of the Redis state the batch's scripts ran on; the
     /// transaction rolls back (`RedisStateChanged`) if another stands.
+    /// `replication`: how far its Redis writes reached on each primary.
     /// `beforeCommit` runs with every row written, before COMMIT (a test's crash point).
-    public func write(_ batch: BatchRecords, redisState: String, beforeCommit: () -> Void = {}) throws {
+    public func write(_ batch: BatchRecords, redisState: String, replication: RedisReplicationPositions? = nil,
+                      beforeCommit: () -> Void = {}) throws {
         guard !batch.isEmpty else { return }
         try db.withTransaction { db in
             try checkRedisState(redisState, db)
+            if let replication { try recordReplication(replication, db) }
             // Only events this transaction inserted write their records: another
             // worker that wrote the same event first wrote the same records.
             let batch = batch.keeping(insertedEvents: try insertEventsLedgerAndLevels(batch, db))

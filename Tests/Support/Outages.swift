@@ -7,7 +7,8 @@ import Synchronization
 public final class TCPRelay: @unchecked Sendable {
     public let port: UInt16
     private let upstreamHost: String
-    private let upstreamPort: UInt16
+    /// Where connections go; `moveUpstream` changes it.
+    private var upstreamPort: UInt16
     private let lock = NSLock()
     private var listener: Int32 = -1
     private var sockets: Set<Int32> = []
@@ -63,7 +64,7 @@ public final class TCPRelay: @unchecked Sendable {
             while true {
                 let client = accept(listener, nil, nil)
                 guard client >= 0 else { return }
-                guard let upstream = try? Self.connect(host: upstreamHost, port: upstreamPort) else {
+                guard let upstream = try? Self.connect(host: upstreamHost, port: lock.withLock({ upstreamPort })) else {
                     close(client)
                     continue
                 }
@@ -82,6 +83,17 @@ public final class TCPRelay: @unchecked Sendable {
                     Thread.detachNewThread { [self] in pump(from: from, to: to, pair: pair) }
                 }
             }
+        }
+    }
+
+    /// Sends the connections made from now on to another server, and resets
+    /// those open: the address the worker knows now names another server (a
+    /// failover behind a virtual IP or a DNS name).
+    public func moveUpstream(to port: UInt16) {
+        lock.withLock {
+            upstreamPort = port
+            for socket in sockets { shutdown(socket, Int32(SHUT_RDWR)) }
+            sockets.removeAll()
         }
     }
 
