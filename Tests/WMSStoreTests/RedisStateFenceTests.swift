@@ -38,6 +38,37 @@ import WMSStore
         #expect(outcome.7 == ["on-t1", "on-t3"])
     }
 
+    /// Replication positions: recorded with the batch, the furthest per history
+    /// read back; pruned once checked, keeping what was written since the check
+    /// and the furthest row of each history a primary continues; emptied by a
+    /// renewal (a repair).
+    @Test func replicationPositionsAreRecordedPrunedAndEmptiedByARepair() async throws {
+        let schema = try await FreshSchema.create(migrated: true)
+        let outcome = try await blocking {
+            let store = InventoryStore(db: try PostgresConnection(url: schema.url))
+            _ = try store.adoptRedisState(RedisStateRecord(deployment: "d", token: "t")) { _ in }
+            func write(_ id: String, holder: String, _ offsets: [String: Int64]) throws {
+                try store.write(Self.batch(id), redisState: "t", replication: RedisReplicationPositions(holder: holder, offsets: offsets))
+            }
+            try write("1", holder: "w1", ["old": 100, "kept": 50])
+            try write("2", holder: "w2", ["old": 80, "kept": 70])
+            try write("3", holder: "w1", ["old": 90])  // never lowers w1's row
+            let read = try store.replicationPositions()
+            // Written after the read: kept by the prune, for the next check.
+            try write("4", holder: "w3", ["old": 120])
+            try store.pruneReplicationPositions(read: read, continued: ["kept"])
+            let pruned = try store.db.query("SELECT replid, holder, repl_offset FROM redis_replication ORDER BY 1, 2").rows.map {
+                "\(try $0["replid"].string())/\(try $0["holder"].string())/\(try $0["repl_offset"].int())"
+            }
+            _ = try store.renewRedisState(token: "t2", newDeployment: "x")
+            return (read, pruned, try store.replicationPositions())
+        }
+        try await schema.drop()
+        #expect(outcome.0 == ["old": 100, "kept": 70])
+        #expect(outcome.1 == ["kept/w2/70", "old/w3/120"], "\(outcome.1)")
+        #expect(outcome.2.isEmpty)
+    }
+
     /// The renewal waits for a batch transaction that checked the old state, so
     /// the rebuild's snapshot, read after it, holds that batch.
     @Test func aRenewalWaitsForTheBatchesThatCheckedTheOldState() async throws {
