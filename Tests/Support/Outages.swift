@@ -50,9 +50,7 @@ public final class TCPRelay: @unchecked Sendable {
     public init(upstreamHost: String, upstreamPort: UInt16) throws {
         self.upstreamHost = upstreamHost
         self.upstreamPort = upstreamPort
-        let probe = try Self.listen(port: 0)
-        port = Self.boundPort(probe)
-        close(probe)
+        port = try Self.freePort()
         try start()
     }
 
@@ -186,11 +184,17 @@ public final class TCPRelay: @unchecked Sendable {
         return fd
     }
 
-    private static func boundPort(_ fd: Int32) -> UInt16 {
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return UInt16(bigEndian: address.sin_port)
+    /// A port no one listens on, below the kernel's ephemeral range (from 32768):
+    /// a port the kernel hands out may be one that an in-process mock broker,
+    /// set down for a while, must listen on again (librdkafka aborts if it cannot).
+    public static func freePort() throws -> UInt16 {
+        for _ in 0..<100 {
+            let port = UInt16.random(in: 20_000..<32_000)
+            guard let fd = try? listen(port: port) else { continue }
+            close(fd)
+            return port
+        }
+        throw RelayError(description: "no free port in 20000..<32000")
     }
 
     private static func connect(host: String, port: UInt16) throws -> Int32 {
@@ -222,9 +226,7 @@ public final class PrivateRedis: @unchecked Sendable {
     private let arguments: [String]
 
     public init(arguments: [String] = []) throws {
-        let probe = try TCPRelay(upstreamHost: "127.0.0.1", upstreamPort: 1)
-        port = probe.port
-        probe.stop()
+        port = try TCPRelay.freePort()
         self.arguments = arguments
         try start()
     }

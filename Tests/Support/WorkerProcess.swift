@@ -21,8 +21,10 @@ public final class WorkerProcess: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = Self.binary
         process.arguments = arguments
-        // Port 0 unless the test names one: workers run side by side.
-        process.environment = ProcessInfo.processInfo.environment.merging(["WMS_HTTP_ADDR": "127.0.0.1:0"]) { $1 }.merging(environment) { $1 }
+        // A free port unless the test names one: workers run side by side. Not
+        // port 0: see `TCPRelay.freePort`.
+        let http = "127.0.0.1:\(try TCPRelay.freePort())"
+        process.environment = ProcessInfo.processInfo.environment.merging(["WMS_HTTP_ADDR": http]) { $1 }.merging(environment) { $1 }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
