@@ -237,6 +237,11 @@ public final class PrivateRedis: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
         process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"] + arguments
+        // Its directory marks it as a test's (redis-server overwrites its
+        // environment with its process title): see `testMarker`.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wms-test-redis-\(port)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        process.currentDirectoryURL = directory
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -93,3 +93,9 @@ extension RedisClient {
         return keys.sorted()
     }
 }
+
+/// In the environment of every worker a test starts (a Redis of a test's own
+/// runs in a directory named `wms-test-redis-PORT` instead): if the test process
+/// dies (a crash), `scripts/test` finds the processes it left by these, and
+/// stops them before they write under the runs that follow.
+public let testMarker = ["WMS_TEST_RUN_BY": String(getpid())]

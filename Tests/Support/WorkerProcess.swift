@@ -25,6 +25,7 @@ public final class WorkerProcess: @unchecked Sendable {
         // port 0: see `TCPRelay.freePort`.
         let http = "127.0.0.1:\(try TCPRelay.freePort())"
         process.environment = ProcessInfo.processInfo.environment.merging(["WMS_HTTP_ADDR": http]) { $1 }.merging(environment) { $1 }
+            .merging(testMarker) { $1 }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
