@@ -172,7 +172,7 @@ public struct RedisWritesLost: Error, Sendable, CustomStringConvertible {
             "\(node.node) holds \(node.replid) up to \(node.offset)"
                 + (node.previousReplid.map { ", and \($0) before \(node.previousEnd)" } ?? "")
         }.joined(separator: "; ")
-        return "Redis lost writes of committed batches (a failover to a replica that lacked them): they reached \(reached), "
-            + "but no primary holds that (\(held))"
+        return "Redis lost writes of committed batches (a failover to a replica that lacked them, or a primary restarted "
+            + "without them): they reached \(reached), but no primary holds that (\(held))"
     }
 }

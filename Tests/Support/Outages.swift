@@ -186,16 +186,21 @@ public final class TCPRelay: @unchecked Sendable {
 
     /// A port no one listens on, below the kernel's ephemeral range (from 32768):
     /// a port the kernel hands out may be one that an in-process mock broker,
-    /// set down for a while, must listen on again (librdkafka aborts if it cannot).
+    /// set down for a while, must listen on again (librdkafka aborts if it
+    /// cannot). Handed out in turn, never twice by one test process: a worker
+    /// binds its port a moment after it was found free.
     public static func freePort() throws -> UInt16 {
-        for _ in 0..<100 {
-            let port = UInt16.random(in: 20_000..<32_000)
+        for _ in 0..<200 {
+            let port = UInt16(20_000 + nextPort.wrappingAdd(1, ordering: .relaxed).oldValue % 12_000)
             guard let fd = try? listen(port: port) else { continue }
             close(fd)
             return port
         }
         throw RelayError(description: "no free port in 20000..<32000")
     }
+
+    /// Where `freePort` looks next; test processes started one after another begin apart.
+    private static let nextPort = Atomic<Int>(Int(getpid()) * 397 % 12_000)
 
     private static func connect(host: String, port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
