@@ -234,7 +234,7 @@ import WMSPipeline
             _ = try redis.send("SET", RedisKeys.backorders(sku: wrongType, location: "FC1"), "not a queue")
             try f.produce(messages.map(\.body), partition: 0)
             let report = try f.run(untilSeen: messages.count, timeout: .seconds(30))
-            let dead = try f.readAll(f.deadLetterTopic, expecting: messages.filter(\.dead).count, timeout: .seconds(5))
+            let dead = try f.readAll(f.deadLetterTopic, expecting: messages.filter(\.dead).count)
             let fields = try [corrupt, huge, nearLimit, healthy, later].map { sku in
                 try redis.send("HMGET", RedisKeys.live(sku: sku, location: "FC1"), "onHand", "allocated", "reserved").array?.map { $0.string } ?? []
             }
