@@ -477,8 +477,11 @@ public final class InventoryStore {
         let orders = Array(Set(batch.confirmedLines.map(\.orderId) + batch.filledLines.map(\.orderId)
             + batch.orderCancellations.map(\.orderId))).sorted()
         guard !orders.isEmpty else { return }
-        // Sorted: every worker takes the locks in one order.
-        try db.query("SELECT count(pg_advisory_xact_lock(hashtext(o))) FROM unnest(\(orders)::text[]) AS o")
+        // Sorted: every worker takes the locks in one order. Per schema, like every
+        // lock here: deployments sharing a database do not wait for each other.
+        try db.query("""
+            SELECT count(pg_advisory_xact_lock(hashtext('order ' || current_schema()), hashtext(o))) FROM unnest(\(orders)::text[]) AS o
+            """)
         try db.query("""
             INSERT INTO pending_cancellations (order_id, line_id, sku, location_id, quantity, status, cancel_event_id)
             SELECT DISTINCT ON (a.order_id, a.line_id) a.order_id, a.line_id, a.sku, a.location_id, a.quantity, a.status, c.event_id

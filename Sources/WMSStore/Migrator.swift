@@ -69,9 +69,12 @@ public struct Migrator: Sendable {
     /// migrations disagree.
     @discardableResult
     public func migrate(_ db: PostgresConnection) throws -> [Migration] {
-        // A session-level lock: held across the per-migration transactions.
-        try db.query("SELECT pg_advisory_lock(hashtext('wms-worker schema migrations'))")
-        defer { _ = try? db.query("SELECT pg_advisory_unlock(hashtext('wms-worker schema migrations'))") }
+        // A session-level lock: held across the per-migration transactions. One
+        // per schema: deployments sharing a database do not wait for each other.
+        try db.query("SELECT pg_advisory_lock(hashtext('wms-worker schema migrations'), hashtext(coalesce(current_schema(), '')))")
+        defer {
+            _ = try? db.query("SELECT pg_advisory_unlock(hashtext('wms-worker schema migrations'), hashtext(coalesce(current_schema(), '')))")
+        }
         try db.execute(script: """
             CREATE TABLE IF NOT EXISTS schema_migrations (
                 version    integer     PRIMARY KEY,

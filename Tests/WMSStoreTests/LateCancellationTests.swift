@@ -1,3 +1,4 @@
+import BlockingIO
 import Foundation
 import Postgres
 import Testing
@@ -44,6 +45,45 @@ import WMSStore
         #expect(ledger == -3)
         #expect(allocated == -3)
         try await schema.drop()
+    }
+
+    /// Defect: the lock a batch takes per order (to find the lines a cancellation
+    /// committed beside it covers) was one per order id across the database, so
+    /// deployments sharing one (each in its schema, as the tests run) waited for
+    /// each other's orders of the same id. It is per schema.
+    @Test func anOrderLockOfOneSchemaDoesNotHoldAnother() async throws {
+        let (first, second) = (try await FreshSchema.create(migrated: true), try await FreshSchema.create(migrated: true))
+        let otherWroteMeanwhile = try await blocking {
+            let holder = InventoryStore(db: try PostgresConnection(url: first.url))
+            _ = try InventoryStore(db: try PostgresConnection(url: second.url))
+                .adoptRedisState(RedisStateRecord(deployment: "tests", token: "tests")) { _ in }
+            let otherThread = DedicatedThread(name: "other schema")
+            defer { otherThread.stop() }
+            var wroteMeanwhile = false
+            _ = try holder.adoptRedisState(RedisStateRecord(deployment: "tests", token: "tests")) { _ in }
+            try holder.write(Self.cancellation(of: "O1"), redisState: "tests") {
+                // Inside the transaction, which holds O1's lock.
+                let done = DispatchSemaphore(value: 0)
+                otherThread.perform { [url = second.url] in
+                    try? InventoryStore(db: try PostgresConnection(url: url)).write(Self.cancellation(of: "O1"), redisState: "tests")
+                    done.signal()
+                }
+                wroteMeanwhile = done.wait(timeout: .now() + .seconds(5)) == .success
+            }
+            return wroteMeanwhile
+        }
+        #expect(otherWroteMeanwhile, "the other schema's batch waited for this schema's lock on O1")
+        try await first.drop()
+        try await second.drop()
+    }
+
+    /// A cancellation of every line of `order`.
+    static func cancellation(of order: String) -> BatchRecords {
+        var records = BatchRecords()
+        records.events = [EventRecord(eventId: "cancel-\(order)", eventType: "ORDER_CANCELLED", locationId: nil, occurredAtMs: 0,
+                                      canonicalJSON: "{}", digest: "00", sourceTopic: "t", sourcePartition: 0, sourceOffset: 1)]
+        records.orderCancellations = [OrderCancellationRecord(orderId: order, lineId: "*", eventId: "cancel-\(order)")]
+        return records
     }
 
     /// Line 1 of order O1 (3 of S at FC1) allocated and pending its release by
