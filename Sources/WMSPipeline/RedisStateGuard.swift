@@ -30,10 +30,10 @@ public struct RedisRepairUnderWay: Error, Sendable, CustomStringConvertible {
 /// and a replica promoted after its primary died may lack the last writes of
 /// batches PostgreSQL committed, sentinel and all in place. So every batch
 /// records how far its writes reached in each primary's replication history
-/// (`0010_redis_replication.sql`), and before a batch is applied on a primary
-/// not met before (at the start, after a failover), the primaries are asked
-/// whether they hold every position recorded: one that no primary holds is a
-/// loss, reported and repaired like the others.
+/// (`0010_redis_replication.sql`), and whenever the primaries' histories change
+/// (at the start, a failover, a primary demoted), before the next batch is
+/// applied, they are asked whether they hold every position recorded: one that
+/// no primary holds is a loss, reported and repaired like the others.
 ///
 /// Blocking: on the pipeline thread, with the pipeline's own connections.
 public final class RedisStateGuard {
@@ -46,7 +46,11 @@ public final class RedisStateGuard {
     private var reported: String?
     /// This process, in the replication positions it records.
     let holder = RedisStateGuard.newToken()
-    /// The replication histories of primaries found to hold every recorded position.
+    /// The primaries' replication histories when they were last found to hold
+    /// every recorded position. Any change is checked again: a new primary (a
+    /// failover) may lack writes, and a history gone (a primary demoted, such as
+    /// a restarted one that served its old slots for a moment) takes its writes
+    /// with it.
     private var verified: Set<String> = []
 
     init(store: InventoryStore, hot: RedisClient, repair: RedisRepair?, logger: Logger) {
@@ -124,16 +128,17 @@ public final class RedisStateGuard {
 
     /// Before a batch is applied, and again once its scripts ran: that the
     /// primaries hold what committed batches wrote (checked against PostgreSQL's
-    /// positions when a primary's history was not met before; `RedisWritesLost`
+    /// positions when the primaries' histories changed; `RedisWritesLost`
     /// otherwise), and how far the batch's writes reached on each, to record
     /// with it. `settle` finishes the batch on the commit lane before a check:
     /// its positions count once it commits, and it may commit after the check.
     func checkReplication(settle: () throws -> Void) throws -> RedisReplicationPositions {
         let nodes = try hot.replication()
-        if !nodes.allSatisfy({ verified.contains($0.replid) }) {
+        let histories = Set(nodes.map(\.replid))
+        if histories != verified {
             try settle()
             if let lost = try Self.lostWrites(store: store, nodes: nodes) { throw lost }
-            verified.formUnion(nodes.map(\.replid))
+            verified = histories
         }
         // Without a replica (offset 0) there is no failover to lose writes in.
         return RedisReplicationPositions(holder: holder, offsets: Dictionary(
