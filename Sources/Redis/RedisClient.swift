@@ -140,9 +140,31 @@ public final class RedisClient: RedisCommandRunner {
     /// that no longer is one (a failover the map has not caught up with) fails
     /// the call, retriably, and the map is read again.
     public func replication() throws(RedisError) -> [RedisReplication] {
-        let command = RedisCommand("INFO", "replication")
-        let replies = if let single { [(RedisAddress(host: single.url.host, port: single.url.port), try single.send(command))] }
-            else { try cluster!.onEveryPrimary(command) }
+        let replies = if let single { [(Self.address(of: single), try single.send(Self.replicationInfo))] }
+            else { try cluster!.onEveryPrimary(Self.replicationInfo) }
+        return try primaries(replies)
+    }
+
+    /// `pipeline`, and every primary's place in replication (see `replication`)
+    /// asked in the same round trip, before the commands.
+    public func pipelineAskingReplication(_ commands: [RedisCommand]) throws(RedisError)
+        -> (replies: [RESPValue], replication: [RedisReplication]) {
+        if let single {
+            let replies = try single.pipeline([Self.replicationInfo] + commands)
+            return (Array(replies.dropFirst()), try primaries([(Self.address(of: single), replies[0])]))
+        }
+        let nodes = try cluster!.primariesBySlotNow()
+        let replies = try cluster!.execute(nodes.map { .keyless(Self.replicationInfo, slot: $0.slot) } + commands.map { .command($0) })
+        return (Array(replies.dropFirst(nodes.count)), try primaries(zip(nodes.map(\.address), replies).map { ($0, $1) }))
+    }
+
+    private static let replicationInfo = RedisCommand("INFO", "replication")
+
+    private static func address(of connection: RedisConnection) -> RedisAddress {
+        RedisAddress(host: connection.url.host, port: connection.url.port)
+    }
+
+    private func primaries(_ replies: [(RedisAddress, RESPValue)]) throws(RedisError) -> [RedisReplication] {
         var nodes: [RedisReplication] = []
         for (address, reply) in replies {
             let node = try RedisReplication(info: try reply.get().string ?? "", node: address)
@@ -156,20 +178,24 @@ public final class RedisClient: RedisCommandRunner {
     }
 }
 
-/// A request routed by slot: a command, or a script call run by its hash.
+/// A request routed by slot: a command, or a script call run by its hash (by
+/// the slot of the first key), or a command without a key sent to the primary
+/// of a given slot.
 enum RoutedRequest {
     case command(RedisCommand)
     case script(RedisScript.Call)
+    case keyless(RedisCommand, slot: Int)
 
-    var routingKey: ArraySlice<UInt8>? {
+    var slot: Int {
         switch self {
-        case .command(let command): command.routingKey
+        case .command(let command): command.routingKey.map { RedisClusterSlot.of(key: $0) } ?? 0
         case .script(let call):
             call.keys.first.map { key in
                 var bytes: [UInt8] = []
                 key.appendRedisBytes(to: &bytes)
-                return bytes[...]
-            }
+                return RedisClusterSlot.of(key: bytes[...])
+            } ?? 0
+        case .keyless(_, let slot): slot
         }
     }
 }
@@ -242,8 +268,13 @@ final class ClusterRouter {
     func markStale() { stale = true }
 
     func oneSlotPerPrimary() throws(RedisError) -> [Int] {
+        try primariesBySlotNow().map(\.slot)
+    }
+
+    /// Each primary with a slot it serves, as the map says (read again first if stale).
+    func primariesBySlotNow() throws(RedisError) -> [(slot: Int, address: RedisAddress)] {
         if stale { try refresh() }
-        return primariesBySlot.map(\.slot)
+        return primariesBySlot
     }
 
     /// Reads the slot map from the first node that answers: the known ones, then the seeds.
@@ -322,7 +353,7 @@ final class ClusterRouter {
         if stale { try refresh() }
         var replies = [RESPValue](repeating: .null, count: requests.count)
         var pending = requests.indices.map { index in
-            let slot = requests[index].routingKey.map { RedisClusterSlot.of(key: $0) } ?? 0
+            let slot = requests[index].slot
             return Pending(index: index, slot: slot, target: .slot(slot))
         }
         for round in 0..<Self.attempts {
@@ -355,7 +386,7 @@ final class ClusterRouter {
                     for item in items {
                         if case .asking = item.target { commands.append(RedisCommand("ASKING")) }
                         switch requests[item.index] {
-                        case .command(let command): commands.append(command)
+                        case .command(let command), .keyless(let command, _): commands.append(command)
                         case .script(let call): commands.append(call.command(sha: try connection.sha(of: call.script)))
                         }
                     }

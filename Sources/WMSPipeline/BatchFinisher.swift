@@ -45,6 +45,7 @@ final class BatchFinisher {
         written()
         faults.reached(.afterPostgres, idle: batch.messages.isEmpty)
         try hotStore.release(batch.releases, eventKeys: batch.eventKeys)
+        try store.forgetLateReleases(batch.lateReleases)
         clock.lap("release", &report)
         faults.reached(.afterRelease, idle: batch.messages.isEmpty)
         try publish(batch.records, duplicateIDs: batch.duplicateIDs, idle: batch.messages.isEmpty, clock: &clock, report: &report)

@@ -55,6 +55,8 @@ struct PreparedBatch: Sendable {
     var redisState: String
     /// How far its Redis writes reached on each primary: its transaction records it.
     var replication: RedisReplicationPositions?
+    /// Late cancellations whose keys its release lets expire: no longer owed after it.
+    var lateReleases: [PendingCancellation] = []
 
     /// What the batch changes in PostgreSQL that the next one may read.
     var inFlight: InFlight {
@@ -108,15 +110,21 @@ struct InFlight: Sendable {
 final class BatchPreparer {
     let settings: PipelineSettings
     let hotStore: HotStore
+    /// Whether the primaries still hold what committed batches wrote (on the same connections).
+    let redisState: RedisStateGuard
     let store: InventoryStore
     let faults: FaultPoints
     let logger: Logger
     let now: @Sendable () -> Int64
+    /// Whether a run may have left late releases owed: at the start, and after a
+    /// failed batch (idle batches look anyway: another worker may have).
+    var releaseOwed = true
 
-    init(settings: PipelineSettings, hotStore: HotStore, store: InventoryStore, faults: FaultPoints, logger: Logger,
-         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+    init(settings: PipelineSettings, hotStore: HotStore, redisState: RedisStateGuard, store: InventoryStore, faults: FaultPoints,
+         logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
         self.settings = settings
         self.hotStore = hotStore
+        self.redisState = redisState
         self.store = store
         self.faults = faults
         self.logger = logger
@@ -164,6 +172,7 @@ final class BatchPreparer {
             if stored[id] != nil { known.append(id) } else if inFlight.digests[id] == nil { claims.append((id, event.digest)) }
         }
         let standing = try hotStore.claim(claims, known: Array(Set(known)))
+        try redisState.verify(standing.replication, settle: settle)
         clock.lap("claim", &report)
         var dispositions = Self.plan(decoded, stored: stored.merging(inFlight.digests) { stored, _ in stored }, standing: standing.standing)
         let (orderIds, cancelledOrders) = Self.orders(dispositions)
@@ -198,6 +207,10 @@ final class BatchPreparer {
                                    nowMs: nowMs, report: &report)
         if inFlight.touchesPendingCancellations { try settle() }
         let lateChanges = try releasePendingCancellations(into: &records, nowMs: nowMs, report: &report)
+        // Releases a run left owed (it died or failed between a late cancellation's
+        // commit and its release): done with this batch's, after its commit.
+        let owed = releaseOwed || messages.isEmpty ? try store.owedLateReleases(limit: 100) : []
+        releaseOwed = false
         clock.lap("records", &report)
 
         // PostgreSQL will answer for what the batch wrote in Redis: after the
@@ -209,15 +222,19 @@ final class BatchPreparer {
         let held = decoded.compactMap { try? $0.get() }.filter { standing.standing[$0.event.eventId] == $0.digest }
         let releases = zip(changes, outcomes).compactMap { change, outcome in outcome.result.map { (change, Optional($0.fills)) } }
             + lateChanges.map { ($0, Optional([SKUResult.Filled]())) } + recalled.map { ($0, nil) }
+            + owed.map { (Self.lateChange($0, picks: PickHistory()), nil) }
         let duplicates = dispositions.compactMap { disposition -> DecodedEvent? in
             if case .alreadyApplied(let decoded) = disposition { decoded } else { nil }
         }
         // Events applied before count too: a run that died after its scripts may
         // not have invalidated their SKUs.
         let displaySKUs = Set(changes.map(\.sku) + lateChanges.map(\.sku) + duplicates.flatMap { $0.event.skus(orders: orders.lines) })
+        let replication = try redisState.positions(after: standing.replication, settle: settle)
         return PreparedBatch(messages: messages, started: started, report: report, records: records, displaySKUs: displaySKUs,
                              releases: releases, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)),
-                             duplicateIDs: duplicates.map(\.event.eventId), redisState: hotStore.expectedState.token)
+                             duplicateIDs: duplicates.map(\.event.eventId), redisState: hotStore.expectedState.token,
+                             replication: replication,
+                             lateReleases: records.lateCancellations.map(\.pending).filter { $0.releasedInRedis == nil } + owed)
     }
 
     /// An event of several SKUs is checked whole before any SKU of it is applied:
@@ -300,14 +317,8 @@ final class BatchPreparer {
         guard !pending.isEmpty else { return [] }
         let picks = try store.pickHistories(of: Array(Set(pending.map(\.orderId))))
         let changes = pending.map { item in
-            var change = SKUChange(eventId: DerivedID.lateCancellationToken(cancelEventId: item.cancelEventId, orderId: item.orderId,
-                                                                            lineId: item.line.lineId),
-                                   digest: "late-cancel", sku: item.line.sku)
-            change.cancels.append(SKUChange.Cancel(
-                location: change.location(item.line.locationId), orderId: item.orderId, lineId: item.line.lineId,
-                known: (item.line.status, item.line.quantity),
-                picks: picks[InventoryStore.PickPlace(orderId: item.orderId, sku: item.line.sku, locationId: item.line.locationId)] ?? PickHistory()))
-            return change
+            Self.lateChange(item, picks: picks[InventoryStore.PickPlace(orderId: item.orderId, sku: item.line.sku,
+                                                                         locationId: item.line.locationId)] ?? PickHistory())
         }
         var refused: [(item: PendingCancellation, why: String)] = []
         for (item, outcome) in zip(pending, try hotStore.apply(changes, nowMs: nowMs)) {
@@ -324,6 +335,17 @@ final class BatchPreparer {
             try store.postponeCancellations(refused.map(\.item))
         }
         return changes
+    }
+
+    /// The script call that releases a pending line in Redis (its keys: the mark
+    /// of the release, the line, the pick tally).
+    static func lateChange(_ item: PendingCancellation, picks: PickHistory) -> SKUChange {
+        var change = SKUChange(eventId: DerivedID.lateCancellationToken(cancelEventId: item.cancelEventId, orderId: item.orderId,
+                                                                        lineId: item.line.lineId),
+                               digest: "late-cancel", sku: item.line.sku)
+        change.cancels.append(SKUChange.Cancel(location: change.location(item.line.locationId), orderId: item.orderId,
+                                               lineId: item.line.lineId, known: (item.line.status, item.line.quantity), picks: picks))
+        return change
     }
 
     /// What PostgreSQL knows of the orders of the batch's order events.

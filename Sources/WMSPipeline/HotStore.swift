@@ -182,6 +182,8 @@ final class HotStore {
         /// Events PostgreSQL holds whose keys were never released (a run that died
         /// between its commit and its release): they are released now.
         var unreleased: Set<String> = []
+        /// Every primary's place in replication, asked in the same round trip.
+        var replication: [RedisReplication] = []
     }
 
     /// Claims each new eventId for a payload, in the order given: the first payload
@@ -190,15 +192,16 @@ final class HotStore {
     /// their claim is still there without expiry. One round trip, which first
     /// checks that Redis still holds the state the batch builds on: the batch's
     /// first Redis step, so a Redis that lost its data is found before any of the
-    /// batch is applied (the scripts check again, atomically).
+    /// batch is applied (the scripts check again, atomically). It asks every
+    /// primary where it stands in replication too (`RedisStateGuard.verify`).
     func claim(_ events: [(eventId: String, digest: String)], known: [String]) throws -> Claims {
         let probes = try expectedState.probeKeys(in: hot)
-        let answers = try hot.pipeline(probes.map { RedisCommand("GET", $0) }
+        let (answers, replication) = try hot.pipelineAskingReplication(probes.map { RedisCommand("GET", $0) }
             + events.map { RedisCommand("SET", RedisKeys.claim(eventId: $0.eventId), $0.digest, "NX", "GET") }
             + known.map { RedisCommand("PTTL", RedisKeys.claim(eventId: $0)) })
         try Self.checkState(try expectedState.found(in: answers.prefix(probes.count)), expected: expectedState)
         let replies = answers.dropFirst(probes.count)
-        var claims = Claims()
+        var claims = Claims(replication: replication)
         for (event, reply) in zip(events, replies) where claims.standing[event.eventId] == nil {
             // Claims of workers before 0004 held "digest|lines".
             claims.standing[event.eventId] = try reply.get().bytes.map { String(decoding: $0.prefix { $0 != UInt8(ascii: "|") }, as: UTF8.self) }

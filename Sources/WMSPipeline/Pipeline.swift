@@ -91,7 +91,7 @@ public final class Pipeline {
         self.redisStateGuard = RedisStateGuard(store: store, hot: connections.hot, repair: repairRedis, logger: logger)
         self.preparer = BatchPreparer(
             settings: settings, hotStore: HotStore(hot: connections.hot, grace: settings.redisGrace, policy: settings.backorderPolicy),
-            store: store, faults: faults, logger: logger)
+            redisState: redisStateGuard, store: store, faults: faults, logger: logger)
         self.lane = CommitLane(finisher: BatchFinisher(
             settings: settings, hotStore: HotStore(hot: connections.commitHot, grace: settings.redisGrace, policy: settings.backorderPolicy),
             displayCache: DisplayCache(connection: connections.displayCache), store: InventoryStore(db: connections.commitPostgres),
@@ -152,7 +152,6 @@ public final class Pipeline {
                     var prepared = try preparer.prepare(batch, inFlight: lane.inFlight) {
                         if !lane.waitUntilWritten() { try settle() }
                     }
-                    prepared.replication = try redisStateGuard.checkReplication(settle: settle)
                     prepared.report.stepTime["poll"] = polled
                     try settle()
                     lane.start(prepared)
@@ -223,14 +222,10 @@ public final class Pipeline {
         }
     }
 
-    /// Before a batch: after a start or a batch that found Redis without the
-    /// state it builds on, that Redis holds it, or is repaired (not ready
-    /// meanwhile); and every time, that no primary lost what batches wrote.
+    /// Before a batch, after a start or a batch that found Redis without the
+    /// state it builds on: that Redis holds it, or is repaired (not ready meanwhile).
     private func checkRedisState() throws {
-        guard redisState == nil else {
-            _ = try redisStateGuard.checkReplication(settle: settle)
-            return
-        }
+        guard redisState == nil else { return }
         let state = try redisStateGuard.establish { reason in
             status.update {
                 $0.failingSince = $0.failingSince ?? ContinuousClock.now
@@ -288,6 +283,7 @@ public final class Pipeline {
         }
         var messages = messages
         if RedisStateSentinel.isStateError(error) { redisState = nil }
+        preparer.releaseOwed = true
         do { try settle() } catch let error as KafkaError where error.isFatal { throw error } catch {}
         if let failed {
             messages = failed.messages + messages

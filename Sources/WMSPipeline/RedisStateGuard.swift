@@ -134,15 +134,30 @@ public final class RedisStateGuard {
     /// its positions count once it commits, and it may commit after the check.
     func checkReplication(settle: () throws -> Void) throws -> RedisReplicationPositions {
         let nodes = try hot.replication()
-        let histories = Set(nodes.map(\.replid))
-        if histories != verified {
-            try settle()
-            if let lost = try Self.lostWrites(store: store, nodes: nodes) { throw lost }
-            verified = histories
-        }
+        try verify(nodes, settle: settle)
         // Without a replica (offset 0) there is no failover to lose writes in.
         return RedisReplicationPositions(holder: holder, offsets: Dictionary(
             nodes.filter { $0.offset > 0 }.map { ($0.replid, $0.offset) }, uniquingKeysWith: max))
+    }
+
+    /// That the primaries, as `nodes` tells (asked with a batch's first Redis
+    /// round trip), hold what committed batches wrote, if their histories
+    /// changed since the last check.
+    func verify(_ nodes: [RedisReplication], settle: () throws -> Void) throws {
+        let histories = Set(nodes.map(\.replid))
+        guard histories != verified else { return }
+        try settle()
+        if let lost = try Self.lostWrites(store: store, nodes: nodes) { throw lost }
+        verified = histories
+    }
+
+    /// Once a batch's scripts ran: how far its writes reached on each primary,
+    /// checked as above. None to record when no primary replicated at the batch's
+    /// first round trip (`before`): without a replica, no failover loses writes,
+    /// and a round trip is saved.
+    func positions(after before: [RedisReplication], settle: () throws -> Void) throws -> RedisReplicationPositions? {
+        guard before.contains(where: { $0.offset > 0 }) else { return nil }
+        return try checkReplication(settle: settle)
     }
 
     /// The recorded positions that no primary holds, or nil when every one is

@@ -88,6 +88,29 @@ public final class InventoryStore {
         }
     }
 
+    /// Late cancellations whose Redis keys are still owed their expiry (a run
+    /// that died or failed between their commit and their release), oldest first.
+    public func owedLateReleases(limit: Int) throws -> [PendingCancellation] {
+        try db.query("""
+            SELECT order_id, line_id, sku, location_id, cancel_event_id FROM late_cancellation_releases
+            ORDER BY created_at, order_id, line_id LIMIT \(limit)
+            """).rows.map { row in
+            PendingCancellation(
+                line: StoredOrderLine(lineId: try row["line_id"].string(), sku: try row["sku"].string(),
+                                      locationId: try row["location_id"].string(), quantity: 0, status: "cancelled"),
+                orderId: try row["order_id"].string(), cancelEventId: try row["cancel_event_id"].string())
+        }
+    }
+
+    /// Once their keys were released.
+    public func forgetLateReleases(_ lines: [PendingCancellation]) throws {
+        guard !lines.isEmpty else { return }
+        try db.query("""
+            DELETE FROM late_cancellation_releases
+            WHERE (order_id, line_id) IN (SELECT * FROM unnest(\(lines.map(\.orderId))::text[], \(lines.map(\.line.lineId))::text[]))
+            """)
+    }
+
     /// Moves these pending cancellations behind every other, in a statement of its own.
     public func postponeCancellations(_ pending: [PendingCancellation]) throws {
         guard !pending.isEmpty else { return }
@@ -521,11 +544,15 @@ public final class InventoryStore {
             WITH l AS (SELECT * FROM unnest(\(pending.map(\.orderId))::text[], \(pending.map(\.line.lineId))::text[],
                                             \(pending.map(\.line.sku))::text[], \(pending.map(\.line.locationId))::text[],
                                             \(pending.map(\.cancelEventId))::text[], \(records.map(\.released))::bigint[],
-                                            \(records.map(\.picksUsed))::bigint[])
-                                    AS l(order_id, line_id, sku, location_id, event_id, released, picks_used)),
+                                            \(records.map(\.picksUsed))::bigint[], \(pending.map { $0.releasedInRedis == nil })::boolean[])
+                                    AS l(order_id, line_id, sku, location_id, event_id, released, picks_used, scripted)),
                  done AS (DELETE FROM pending_cancellations p USING l
                           WHERE p.order_id = l.order_id AND p.line_id = l.line_id RETURNING p.order_id, p.line_id),
                  k AS (SELECT l.* FROM l JOIN done USING (order_id, line_id)),
+                 -- The keys a late release's script wrote are owed their expiry (0011).
+                 owed AS (INSERT INTO late_cancellation_releases (order_id, line_id, sku, location_id, cancel_event_id)
+                          SELECT order_id, line_id, sku, location_id, event_id FROM k WHERE scripted
+                          ON CONFLICT DO NOTHING),
                  lines AS (UPDATE allocations a SET status = 'cancelled', released = k.released, picks_used = k.picks_used,
                                                    cancelled_by = k.event_id, cancelled_at = now()
                            FROM k WHERE a.order_id = k.order_id AND a.line_id = k.line_id AND a.status <> 'cancelled'),

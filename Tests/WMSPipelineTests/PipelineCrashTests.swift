@@ -3,7 +3,9 @@ import Kafka
 import Postgres
 import Testing
 import TestSupport
+import WMSDomain
 import WMSPipeline
+import Redis
 
 /// Section 4: a `kill -9` at any instant, then a restart, leaves the same state as a
 /// run without a crash, with no outbound message missing. The worker aborts itself
@@ -137,6 +139,57 @@ import WMSPipeline
         #expect(Set(messages.compactMap { $0["messageId"]?.stringValue }) == [
             "allocation:\(f.id)-o|O|FC1", "allocation-cancelled-late:cancel-elsewhere|O|1",
         ])
+        try await f.schema.drop()
+    }
+
+    /// Defect: a late cancellation's Redis keys (its mark, the line) were released
+    /// only by the batch that committed it, right after the commit: a crash or a
+    /// Redis error between the two left them without expiry for good, since no
+    /// event brings a late cancellation back (a cluster soak left three such keys
+    /// after a release met a primary going down). The release is owed in
+    /// PostgreSQL until it is done, and a restarted worker does it.
+    @Test func aLateCancellationCommittedBeforeACrashStillHasItsKeysReleased() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("S")
+        let environment = f.workerEnvironment.merging(["WMS_REDIS_GRACE": "1"]) { $1 }
+        let mark = RedisKeys.applied(sku: sku, eventId: DerivedID.lateCancellationToken(cancelEventId: "\(f.id)-x", orderId: "O", lineId: "1"))
+        let line = RedisKeys.orderLine(sku: sku, orderId: "O", lineId: "1")
+        let outcome = try await blocking { () -> (Int32, [Int64], [Int64], [String: String])? in
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)]),
+                           OrderEvents.confirmed("\(f.id)-o", order: "O", [("1", sku, "FC1", 3, nil)])], partition: 0)
+            let first = try WorkerProcess(["run"], environment: environment)
+            guard try Self.waitUntilSettled(f, events: 2, deadLetters: 0, timeout: .seconds(90)) else { return nil }
+            first.signal(SIGTERM)
+            _ = try first.waitForExit(timeout: .seconds(30))
+            // What a cancellation committed beside the confirmation leaves: the line, pending its release.
+            _ = try f.query("""
+                INSERT INTO pending_cancellations (order_id, line_id, sku, location_id, quantity, status, cancel_event_id)
+                VALUES ('O', '1', '\(sku)', 'FC1', 3, 'allocated', '\(f.id)-x')
+                """)
+            // The next batch releases the line, commits, and dies before it releases the keys.
+            try f.produce([WMSEvents.receiving("\(f.id)-r2", at: "FC1", [(sku, 1)])], partition: 0)
+            let crashed = try WorkerProcess(["run"], environment: environment.merging(["WMS_TEST_FAULT": "after-postgres"]) { $1 })
+            let crashStatus = try crashed.waitForExit(timeout: .seconds(90))
+            let redis = try RedisClient(url: try RedisURL(TestEnvironment.redisURL))
+            func expiries() throws -> [Int64] { try [mark, line].map { try redis.send("PTTL", $0).int ?? 0 } }
+            let afterCrash = try expiries()
+            let restarted = try WorkerProcess(["run"], environment: environment)
+            // Released, both go after the grace (1 s).
+            var left = afterCrash
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, left != [-2, -2] {
+                usleep(200_000)
+                left = try expiries()
+            }
+            restarted.signal(SIGTERM)
+            _ = try restarted.waitForExit(timeout: .seconds(30))
+            return (crashStatus, afterCrash, left, try f.allocationRows())
+        }
+        let (crashStatus, afterCrash, left, rows) = try #require(outcome, "the first worker did not settle")
+        #expect(crashStatus == 128 + SIGABRT)
+        #expect(afterCrash.first == -1, "the crash did not come between the late cancellation's commit and its release")
+        #expect(rows == ["O/1": "available/cancelled/3"])
+        #expect(left == [-2, -2], "a late cancellation's keys kept without expiry (PTTL of the mark and the line)")
         try await f.schema.drop()
     }
 
