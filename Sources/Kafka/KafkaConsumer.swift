@@ -176,23 +176,24 @@ public final class KafkaConsumer {
         try client.watermarks(of: partition, timeout: timeout)
     }
 
-    /// Per assigned partition with a known read position, how many messages lie
-    /// beyond it: the high watermark last seen in fetch responses minus the
-    /// position. Cached by librdkafka, so no broker round trip.
-    public func lag() -> [KafkaTopicPartition: Int64] {
-        let assigned = client.context.assignment
-        guard !assigned.isEmpty else { return [:] }
-        // Only fails for a list it cannot read, which a gauge can skip.
-        let positions = (try? withPartitionList(assigned.map { ($0, offset: KafkaOffset.invalid) }) { list in
-            rd_kafka_position(client.handle, list) == RD_KAFKA_RESP_ERR_NO_ERROR ? partitionOffsets(list) : []
-        }) ?? []
+    /// Per assigned partition, how many messages lie between the group's
+    /// committed offset (`committed`; the log start where none is) and the log
+    /// end: the high watermark last seen in fetch responses, or asked of the
+    /// broker (within `timeout`) for a partition not fetched from yet. A
+    /// partition the broker does not answer for is left out.
+    public func lag(committed: [KafkaTopicPartition: Int64], timeout: Duration) -> [KafkaTopicPartition: Int64] {
         var lag: [KafkaTopicPartition: Int64] = [:]
-        for (partition, position, error) in positions where error == RD_KAFKA_RESP_ERR_NO_ERROR && position >= 0 {
+        for partition in client.context.assignment {
             var low: Int64 = -1
             var high: Int64 = -1
-            guard rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            lag[partition] = max(0, high - position)
+            let cached = rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high)
+                == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0
+            let start = committed[partition].flatMap { $0 >= 0 ? $0 : nil }
+            if !cached || (start == nil && low < 0) {
+                guard let marks = try? client.watermarks(of: partition, timeout: timeout) else { continue }
+                (low, high) = marks
+            }
+            lag[partition] = max(0, high - (start ?? low))
         }
         return lag
     }

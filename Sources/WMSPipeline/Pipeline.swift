@@ -73,6 +73,9 @@ public final class Pipeline {
     /// after a batch found Redis without it).
     private var redisState: RedisStateSentinel?
     private var lastRedisStateCheck = ContinuousClock.now
+    /// The group's committed offset of each partition: asked of the broker when
+    /// it is assigned, then what this worker commits. The lag is measured from it.
+    private var committedOffsets: [KafkaTopicPartition: Int64] = [:]
 
     /// `repairRedis`: how to rebuild a Redis that lost its data; without it, the
     /// worker waits for `reconcile --repair`.
@@ -127,6 +130,9 @@ public final class Pipeline {
                 // The Kafka wrapper logs assignments and revocations; a loss is worse.
                 if case .lost(let partitions) = change {
                     logger.warning("partitions lost without a rebalance", metadata: ["kafka.partitions": "\(Self.describe(partitions))"])
+                }
+                if case .assigned(let partitions) = change, let offsets = try? consumer.committed(partitions, timeout: .seconds(2)) {
+                    committedOffsets.merge(offsets) { $1 }
                 }
                 metrics.assigned(consumer.assignment.count)
                 status.update { [count = consumer.assignment.count] in $0.assignedPartitions = count }
@@ -197,6 +203,7 @@ public final class Pipeline {
             let committing = ContinuousClock.now
             let offsets = Self.nextOffsets(batch.messages)
             try commit(offsets)
+            committedOffsets.merge(offsets) { max($0, $1) }
             report.stepTime["commit"] = ContinuousClock.now - committing
             faults.reached(.afterCommit, idle: batch.messages.isEmpty)
             metrics.record(report, duration: ContinuousClock.now - batch.started, committedAt: Date().timeIntervalSince1970)
@@ -326,7 +333,7 @@ public final class Pipeline {
     /// Lag per partition (cached watermarks, no round trip) every second; the
     /// outbox backlog (one count over a partial index) every 5 s.
     private func updateGauges(outbox: Bool) {
-        let lag = consumer.lag()
+        let lag = consumer.lag(committed: committedOffsets, timeout: .milliseconds(500))
         lagGauges.update(lag, assigned: consumer.assignment)
         status.update { $0.lag = lag.isEmpty ? nil : lag.values.reduce(0, +) }
         if outbox, let pending = try? store.pendingOutboxCount() {

@@ -5,6 +5,28 @@ import TestSupport
 /// `/metrics`: events by type and outcome, dead letters by code, alerts, batch
 /// histograms, lag; and every metric the Grafana dashboard plots exists.
 @Suite struct MetricsEndpointTests {
+    /// `wms_consumer_lag` has a series for every partition the worker holds from
+    /// the moment it holds it, measured from the group's committed offset to the
+    /// log end: partitions it never read show 0. It used to appear only for a
+    /// partition read since its assignment, so an idle worker showed no data.
+    @Test func lagCoversEveryPartitionFromItsAssignment() async throws {
+        let f = try await PipelineFixture.create()
+        let sku = f.sku("A")
+        try await blocking { try f.produce((1...3).map { WMSEvents.receiving("\(f.id)-\($0)", at: "FC1", [(sku, 1)]) }, partition: 2) }
+        let worker = try WorkerProcess(["run"], environment: f.workerEnvironment)
+        let base = try await blocking { try worker.httpBase() }
+        let series = (0..<4).map { #"wms_consumer_lag{topic="\#(f.topics[0])",partition="\#($0)"}"# }
+        let answer = await waitForHTTP(base + "/metrics", timeout: .seconds(60)) { answer in
+            let body = answer?.body ?? ""
+            return metricValue(body, "wms_events_total{") == 3 && metricValue(body, series[2]) == 0
+        }
+        let metrics = answer?.body ?? ""
+        worker.signal(SIGTERM)
+        #expect(try await blocking { try worker.waitForExit(timeout: .seconds(40)) } == 0)
+        #expect(series.allSatisfy { metricValue(metrics, $0) == 0 }, "a partition without its lag:\n\(metrics)")
+        try await f.schema.drop()
+    }
+
     @Test func metricsCountWhatTheWorkerDidAndCoverTheDashboard() async throws {
         let f = try await PipelineFixture.create()
         let sku = f.sku("A")
@@ -22,7 +44,8 @@ import TestSupport
         let base = try await blocking { try worker.httpBase() }
         let answer = await waitForHTTP(base + "/metrics", timeout: .seconds(60)) { answer in
             let body = answer?.body ?? ""
-            return metricValue(body, "wms_events_total{") == 7 && metricValue(body, "wms_consumer_lag{") != nil
+            return metricValue(body, "wms_events_total{") == 7
+                && metricValue(body, #"wms_consumer_lag{topic="\#(f.topics[0])",partition="0"}"#) == 0
         }
         let metrics = answer?.body ?? ""
         worker.signal(SIGTERM)
