@@ -77,7 +77,7 @@ import TestSupport
             let consumer = try KafkaConsumer(config: KafkaFixtures.consumerConfig(group: TestEnvironment.uniqueName("group")), logger: KafkaFixtures.logger)
             try consumer.subscribe([topic])
             let first = try consumer.poll(count: 5)
-            try consumer.seek([first[0].topicPartition: 1], timeout: .seconds(10))
+            try consumer.seek([first[0].topicPartition: 1], timeout: .seconds(30))
             let again = try consumer.poll(count: 4)
             try consumer.close()
             return (first.map(\.offset), again.map(\.offset))
