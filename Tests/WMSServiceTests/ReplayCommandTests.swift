@@ -33,8 +33,12 @@ import TestSupport
             return metricValue(body, #"wms_events_total{type="RECEIVING_COMPLETE",outcome="applied"}"#) == Double(applied)
                 && metricValue(body, #"wms_events_total{type="RECEIVING_COMPLETE",outcome="duplicate"}"#) == Double(duplicates)
         }
-        // A moment more: a replay reading past its range would show here.
+        // A moment more: a replay reading past its range would show here. With
+        // --progress, until its progress says so (a line every few seconds).
         try await Task.sleep(for: .seconds(1))
+        if arguments.contains("--progress") {
+            try? await blocking { try worker.waitForLog("replay: caught up", timeout: .seconds(20)) }
+        }
         let body = await httpGet(base + "/metrics")?.body ?? answer?.body ?? ""
         worker.signal(SIGTERM)
         let status = try await blocking { try worker.waitForExit(timeout: .seconds(40)) }
