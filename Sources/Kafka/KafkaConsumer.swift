@@ -15,6 +15,9 @@ public final class KafkaConsumer {
     public let logger: Logger
     let client: RDKafkaClient
     private var closed = false
+    /// The log start of partitions `lag` had to ask the broker for (no offset
+    /// committed, none cached): asked once, not every time the gauge is read.
+    private var logStarts: [KafkaTopicPartition: Int64] = [:]
 
     public init(config: KafkaConfig, logger: Logger) throws(KafkaError) {
         guard let groupID = config.groupID, !groupID.isEmpty else {
@@ -188,10 +191,12 @@ public final class KafkaConsumer {
             var high: Int64 = -1
             let cached = rd_kafka_get_watermark_offsets(client.handle, partition.topic, partition.partition, &low, &high)
                 == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0
+            if low < 0, let known = logStarts[partition] { low = known }
             let start = committed[partition].flatMap { $0 >= 0 ? $0 : nil }
             if !cached || (start == nil && low < 0) {
                 guard let marks = try? client.watermarks(of: partition, timeout: timeout) else { continue }
                 (low, high) = marks
+                logStarts[partition] = low
             }
             lag[partition] = max(0, high - (start ?? low))
         }

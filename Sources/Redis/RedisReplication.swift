@@ -16,15 +16,6 @@ public struct RedisReplication: Sendable, Hashable {
     /// The first offset of `previousReplid`'s history that it does not hold.
     public var previousEnd: Int64
 
-    public init(node: RedisAddress, isPrimary: Bool, replid: String, offset: Int64, previousReplid: String? = nil, previousEnd: Int64 = -1) {
-        self.node = node
-        self.isPrimary = isPrimary
-        self.replid = replid
-        self.offset = offset
-        self.previousReplid = previousReplid
-        self.previousEnd = previousEnd
-    }
-
     /// From the text of `INFO replication`.
     public init(info: String, node: RedisAddress) throws(RedisError) {
         var fields: [Substring: Substring] = [:]
@@ -34,10 +25,13 @@ public struct RedisReplication: Sendable, Hashable {
         }
         guard let role = fields["role"], let replid = fields["master_replid"], let offset = fields["master_repl_offset"].flatMap({ Int64($0) })
         else { throw .unexpectedReply("INFO replication of \(node) lacks role, master_replid or master_repl_offset") }
-        let previous = fields["master_replid2"].map(String.init)
-        self.init(node: node, isPrimary: role == "master", replid: String(replid), offset: offset,
-                  previousReplid: previous.flatMap { $0.allSatisfy { $0 == "0" } ? nil : $0 },
-                  previousEnd: fields["second_repl_offset"].flatMap { Int64($0) } ?? -1)
+        self.node = node
+        isPrimary = role == "master"
+        self.replid = String(replid)
+        self.offset = offset
+        // All zeros: it never took over from another primary.
+        previousReplid = fields["master_replid2"].flatMap { $0.allSatisfy { $0 == "0" } ? nil : String($0) }
+        previousEnd = fields["second_repl_offset"].flatMap { Int64($0) } ?? -1
     }
 
     /// Whether this node holds a write that reached `offset` of the history `replid`.
