@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import WMSOperations
 import WMSService
@@ -14,6 +15,34 @@ struct WMSWorker: AsyncParsableCommand {
             `wms-worker config` shows what is in effect.
             """,
         subcommands: [Run.self, Replay.self, Reconcile.self, Migrate.self, Check.self, Config.self])
+
+    /// ArgumentParser's `main`, ending with `_exit` instead of `exit`. When a
+    /// command returns or throws, its connections are closed and its messages
+    /// flushed, but library threads stay parked (NIO's event loops, librdkafka's,
+    /// the dedicated I/O threads); `exit`'s teardown (static destructors,
+    /// `atexit` handlers) races them, and crashed a worker once at exit after
+    /// SIGTERM (a lock already destroyed).
+    static func main() async {
+        let code: Int32
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            code = ExitCode.success.rawValue
+        } catch {
+            code = exitCode(for: error).rawValue
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                FileHandle(fileDescriptor: code == ExitCode.success.rawValue ? STDOUT_FILENO : STDERR_FILENO)
+                    .write(Data((message + "\n").utf8))
+            }
+        }
+        fflush(nil)
+        _exit(code)
+    }
 }
 
 /// The settings as flags, for every subcommand: each overrides the settings file

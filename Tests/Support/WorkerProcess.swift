@@ -3,7 +3,7 @@ import Foundation
 /// The built `wms-worker` binary, run as operators run it: for what only a separate
 /// process can show (a crash, a signal, the exit status).
 public final class WorkerProcess: @unchecked Sendable {
-    public let process = Process()
+    public private(set) var process: Process
     public let logURL: URL
 
     /// `scripts/test` sets WMS_WORKER_BIN; otherwise the debug build beside the sources.
@@ -17,19 +17,49 @@ public final class WorkerProcess: @unchecked Sendable {
 
     public init(_ arguments: [String], environment: [String: String]) throws {
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("wms-worker-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
+        // A free port unless the test names one: workers run side by side. Not
+        // port 0: see `TCPRelay.freePort`. A port found free can be taken by
+        // another process before the worker binds it (seen once in CI): the
+        // daemon then stops at once naming it, and starts again on another.
+        var http = "127.0.0.1:\(try TCPRelay.freePort())"
+        process = try Self.launch(arguments, environment: environment, http: http, log: logURL)
+        var attempts = 1
+        while arguments.first == "run", attempts < 4, !Self.bound(process, http, log: logURL) {
+            http = "127.0.0.1:\(try TCPRelay.freePort())"
+            process = try Self.launch(arguments, environment: environment, http: http, log: logURL)
+            attempts += 1
+        }
+    }
+
+    private static func launch(_ arguments: [String], environment: [String: String], http: String, log url: URL) throws -> Process {
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        let log = try FileHandle(forWritingTo: url)
+        let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
-        // A free port unless the test names one: workers run side by side. Not
-        // port 0: see `TCPRelay.freePort`.
-        let http = "127.0.0.1:\(try TCPRelay.freePort())"
         process.environment = ProcessInfo.processInfo.environment.merging(["WMS_HTTP_ADDR": http]) { $1 }.merging(environment) { $1 }
             .merging(testMarker) { $1 }
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        return process
+    }
+
+    /// False only when the worker stopped because `http`, the port this harness
+    /// chose, was in use; true once it listens, or if it stopped for another reason.
+    private static func bound(_ process: Process, _ http: String, log url: URL) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let log = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+            if log.contains("HTTP listening") { return true }
+            guard process.isRunning else {
+                process.waitUntilExit()
+                return !log.contains("cannot serve on \(http)")
+            }
+            usleep(50_000)
+        }
+        return true
     }
 
     /// Runs to the end and returns the exit status.
@@ -54,7 +84,7 @@ public final class WorkerProcess: @unchecked Sendable {
             guard process.isRunning else { break }
             usleep(50_000)
         }
-        throw TimedOut(log: log)
+        throw TimedOut(log: log, waitingFor: "its HTTP endpoint", exited: !process.isRunning)
     }
 
     /// Waits until the worker's log holds `text` (say, "Kafka partitions assigned":
@@ -63,7 +93,9 @@ public final class WorkerProcess: @unchecked Sendable {
     public func waitForLog(_ text: String, timeout: Duration = .seconds(60)) throws {
         let deadline = ContinuousClock.now + timeout
         while !log.contains(text) {
-            guard process.isRunning, ContinuousClock.now < deadline else { throw TimedOut(log: log) }
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                throw TimedOut(log: log, waitingFor: "'\(text)' in its log", exited: !process.isRunning)
+            }
             usleep(50_000)
         }
     }
@@ -75,7 +107,7 @@ public final class WorkerProcess: @unchecked Sendable {
             guard ContinuousClock.now < deadline else {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                throw TimedOut(log: log)
+                throw TimedOut(log: log, waitingFor: "its exit", exited: false)
             }
             usleep(50_000)
         }
@@ -84,7 +116,12 @@ public final class WorkerProcess: @unchecked Sendable {
 
     public struct TimedOut: Error, CustomStringConvertible {
         public let log: String
-        public var description: String { "wms-worker did not exit in time; its log:\n\(log.suffix(4000))" }
+        public let waitingFor: String
+        /// Whether the worker had exited: then what the test waited for never came.
+        public let exited: Bool
+        public var description: String {
+            "wms-worker \(exited ? "exited" : "was still running") without \(waitingFor); its log:\n\(log.suffix(4000))"
+        }
     }
 
     deinit {
