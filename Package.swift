@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "WMSStoreTests", dependencies: ["WMSStore", "Postgres", "BlockingIO", "TestSupport"]),
         .testTarget(
-            name: "WMSDomainTests", dependencies: ["WMSDomain"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
+            name: "WMSDomainTests", dependencies: ["WMSDomain", "TestSupport"], exclude: ["validate_samples.py"], resources: [.copy("Samples")]),
         .testTarget(name: "WMSPipelineTests", dependencies: [
             "WMSPipeline", "WMSDomain", "WMSStore", "WMSSimulation", "Kafka", "Redis", "Postgres", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

@@ -34,9 +34,9 @@ import TestSupport
             try cluster.createTopic("outage", partitions: 1)
             let producer = try KafkaFixtures.producer(brokers: cluster.bootstrapServers, ["message.timeout.ms": "1500"])
             try producer.deliver([KafkaOutboundMessage(topic: "outage", value: Array("before".utf8))])
-            try cluster.setBroker(1, up: false)
+            try ChildProcesses.noneStarting { try cluster.setBroker(1, up: false) }
             let during = try producer.send([KafkaOutboundMessage(topic: "outage", value: Array("during".utf8))], timeout: .seconds(10))
-            try cluster.setBroker(1, up: true)
+            try ChildProcesses.noneStarting { try cluster.setBroker(1, up: true) }
             // As the pipeline does: send again until the broker takes it (reconnecting
             // can outlast one message timeout).
             var after: [KafkaDelivery] = []

@@ -15,7 +15,7 @@ import TestSupport
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         process.standardInput = stdin
-        try process.run()
+        try ChildProcesses.start(process)
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
         try stdin.fileHandleForWriting.close()
         let data = output.fileHandleForReading.readDataToEndOfFile()

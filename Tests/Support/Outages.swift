@@ -249,7 +249,7 @@ public final class PrivateRedis: @unchecked Sendable {
         process.currentDirectoryURL = directory
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ChildProcesses.start(process)
         self.process = process
         // Ready when it accepts a connection.
         let deadline = ContinuousClock.now + .seconds(10)

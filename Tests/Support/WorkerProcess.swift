@@ -42,7 +42,7 @@ public final class WorkerProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ChildProcesses.start(process)
         return process
     }
 

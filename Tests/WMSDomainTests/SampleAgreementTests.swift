@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import WMSDomain
 
 /// The sample messages under `Samples/` judged twice: by `EventDecoder` and by
@@ -96,7 +97,7 @@ import WMSDomain
         let output = Pipe(), errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        try process.run()
+        try ChildProcesses.start(process)
         // stdout first, to its end: stderr only carries a short reason.
         let verdicts = output.fileHandleForReading.readDataToEndOfFile()
         let reason = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

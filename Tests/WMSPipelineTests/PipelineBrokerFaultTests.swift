@@ -101,8 +101,8 @@ import WMSPipeline
                         try? mockCluster.value.setCoordinator(ofGroup: f.group, to: 2)
                         faultEnded.mark()
                     case .brokerDownPastTheSessionTimeout:
-                        try? mockCluster.value.setBroker(1, up: false)
-                        faultEnded.mark(after: .seconds(8)) { try? mockCluster.value.setBroker(1, up: true) }
+                        ChildProcesses.noneStarting { try? mockCluster.value.setBroker(1, up: false) }
+                        faultEnded.mark(after: .seconds(8)) { ChildProcesses.noneStarting { try? mockCluster.value.setBroker(1, up: true) } }
                     default: break
                     }
                 }

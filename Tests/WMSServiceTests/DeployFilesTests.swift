@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The operator files under `deploy/` (systemd unit, image, Kubernetes manifests,
 /// Compose stack, Grafana dashboard), checked by `scripts/check-deploy`: they parse,
@@ -22,7 +23,7 @@ struct DeployFiles {
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try ChildProcesses.start(process)
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "scripts/check-deploy exited \(process.terminationStatus):\n\(text)")

@@ -17,13 +17,13 @@ import TestSupport
         let base = try await blocking { try worker.httpBase() }
         #expect(await waitForHTTP(base + "/readyz", timeout: .seconds(30)) { $0?.status == 200 }?.status == 200)
 
-        try await blocking { try cluster.value.setBroker(1, up: false) }
+        try await blocking { try ChildProcesses.noneStarting { try cluster.value.setBroker(1, up: false) } }
         @Sendable func counted(_ exposition: String?) -> Bool {
             (exposition ?? "").split(separator: "\n").contains { $0.hasPrefix("wms_kafka_client_errors_total{") && !$0.hasSuffix(" 0") }
         }
         let metrics = await waitForHTTP(base + "/metrics", timeout: .seconds(30)) { counted($0?.body) }
         #expect(counted(metrics?.body), "no client error counted:\n\(worker.log.suffix(2000))")
-        try await blocking { try cluster.value.setBroker(1, up: true) }
+        try await blocking { try ChildProcesses.noneStarting { try cluster.value.setBroker(1, up: true) } }
         #expect(await waitForHTTP(base + "/readyz", timeout: .seconds(60)) { $0?.status == 200 }?.status == 200)
 
         worker.signal(SIGTERM)

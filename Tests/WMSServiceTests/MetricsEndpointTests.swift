@@ -74,7 +74,7 @@ import TestSupport
         process.executableURL = script
         process.arguments = ["--list-dashboard-metrics"]
         process.standardOutput = pipe
-        try process.run()
+        try ChildProcesses.start(process)
         let names = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
