@@ -66,7 +66,7 @@ struct PreparedBatch: Sendable {
                     + records.cancelledLines.map { .cancelled($0.orderId, lineId: $0.lineId) }
                     + records.lateCancellations.map { .cancelled($0.pending.orderId, lineId: $0.pending.line.lineId) },
                  orderCancellations: records.orderCancellations.map { ($0.orderId, $0.lineId) },
-                 touchesPendingCancellations: !records.lateCancellations.isEmpty || !records.releasedBeforeConfirmation.isEmpty)
+                 touchesPendingCancellations: !records.lateCancellations.isEmpty || !records.releasedBeforeAllocation.isEmpty)
     }
 }
 
@@ -234,7 +234,8 @@ final class BatchPreparer {
                              releases: releases, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)),
                              duplicateIDs: duplicates.map(\.event.eventId), redisState: hotStore.expectedState.token,
                              replication: replication,
-                             lateReleases: records.lateCancellations.map(\.pending).filter { $0.releasedInRedis == nil } + owed)
+                             lateReleases: records.lateCancellations.map(\.pending).filter { $0.releasedInRedis == nil }
+                                 + records.releasedBeforeAllocation.filter(\.byLateRelease).map(\.pending) + owed)
     }
 
     /// An event of several SKUs is checked whole before any SKU of it is applied:
@@ -324,7 +325,17 @@ final class BatchPreparer {
         for (item, outcome) in zip(pending, try hotStore.apply(changes, nowMs: nowMs)) {
             if case .refused(let why) = outcome { refused.append((item, why)) }
             guard let result = outcome.result else { continue }
-            record(item, LineRelease(released: result.cancels.first?.released ?? 0, picksUsed: result.cancels.first?.picksUsed ?? 0))
+            let release = LineRelease(released: result.cancels.first?.released ?? 0, picksUsed: result.cancels.first?.picksUsed ?? 0)
+            // Redis gave back a fill PostgreSQL does not hold yet (`item` has the
+            // line as PostgreSQL holds it now): recorded once it does.
+            if let cancelled = result.cancels.first, cancelled.was == "allocated", item.line.status == "backordered" {
+                var held = item
+                held.line.status = cancelled.was
+                records.releasedBeforeAllocation.append(LateCancellationRecord(pending: held, released: release.released,
+                                                                               picksUsed: release.picksUsed, byLateRelease: true))
+                continue
+            }
+            record(item, release)
         }
         // Behind the others, so that lines Redis refuses never hold back the rest.
         if let first = refused.first {
@@ -633,14 +644,12 @@ final class BatchPreparer {
             for cancelled in result.cancels {
                 let location = change.cancels.first { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }
                     .map { change.locations[$0.location].locationId }
-                // A line the scripts released whose confirmation PostgreSQL does not
-                // hold, nor this batch: another worker resolved this cancellation
-                // with it, and its confirmation is still in flight there. Released
-                // once it commits, by the late path, so that its ALLOCATION goes first.
-                let held = orders.lines[cancelled.orderId]?.contains { $0.lineId == cancelled.lineId } == true
-                    || records.confirmedLines.contains { $0.orderId == cancelled.orderId && $0.line.lineId == cancelled.lineId }
-                if !held, let location {
-                    records.releasedBeforeConfirmation.append(LateCancellationRecord(
+                // A line the scripts released that PostgreSQL (with this batch) does
+                // not hold as Redis did: its confirmation, or the fill that allocated
+                // it, is in flight on another worker. Released once it commits, by
+                // the late path, so that its ALLOCATION goes first.
+                if !Self.holdsAsRedisReleased(cancelled, stored: orders.lines[cancelled.orderId], records: records), let location {
+                    records.releasedBeforeAllocation.append(LateCancellationRecord(
                         pending: PendingCancellation(
                             line: StoredOrderLine(lineId: cancelled.lineId, sku: change.sku, locationId: location,
                                                   quantity: cancelled.quantity, status: cancelled.was),
@@ -671,6 +680,18 @@ final class BatchPreparer {
             records.outbox.append(OutboundMessages.allocation(.cancelled, orderId: key.orderId, locationId: key.locationId, lines: lines,
                                                               causedBy: event.eventId, atMs: nowMs, topic: settings.allocationsTopic))
         }
+    }
+
+    /// Whether PostgreSQL, with `records`, holds a line as Redis had it when a
+    /// cancellation released it: confirmed, and allocated if Redis released it
+    /// allocated.
+    static func holdsAsRedisReleased(_ cancelled: SKUResult.Cancelled, stored: [StoredOrderLine]?, records: BatchRecords) -> Bool {
+        let storedStatus = stored?.first { $0.lineId == cancelled.lineId }?.status
+        let confirmedHere = records.confirmedLines.first { $0.orderId == cancelled.orderId && $0.line.lineId == cancelled.lineId }
+        guard storedStatus != nil || confirmedHere != nil else { return false }
+        guard cancelled.was == "allocated" else { return true }
+        return storedStatus.map { $0 != "backordered" } == true || confirmedHere?.status == "allocated"
+            || records.filledLines.contains { $0.orderId == cancelled.orderId && $0.lineId == cancelled.lineId }
     }
 
     private struct AllocationKey: Hashable {

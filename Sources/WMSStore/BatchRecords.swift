@@ -19,14 +19,16 @@ public struct BatchRecords: Sendable {
     public var orderCancellations: [OrderCancellationRecord] = []
     /// Lines of `pending_cancellations` released in this batch.
     public var lateCancellations: [LateCancellationRecord] = []
-    /// Lines a cancellation's scripts released in Redis before PostgreSQL held
-    /// their confirmation: left to the late path, which records them once it does.
-    public var releasedBeforeConfirmation: [LateCancellationRecord] = []
+    /// Lines a cancellation's scripts (or a late release's) gave back in Redis
+    /// before PostgreSQL held them as Redis did: their confirmation, or the fill
+    /// that allocated them, is still in flight. Left to the late path, which
+    /// records them once it does, so that their ALLOCATION goes first.
+    public var releasedBeforeAllocation: [LateCancellationRecord] = []
 
     public init() {}
 
     public var isEmpty: Bool {
-        events.isEmpty && outbox.isEmpty && deadLetters.isEmpty && lateCancellations.isEmpty
+        events.isEmpty && outbox.isEmpty && deadLetters.isEmpty && lateCancellations.isEmpty && releasedBeforeAllocation.isEmpty
     }
 
     /// The records without those of the batch's events that are not in `inserted`
@@ -43,7 +45,7 @@ public struct BatchRecords: Sendable {
         kept.filledLines.removeAll { skipped.contains($0.eventId) }
         kept.cancelledLines.removeAll { skipped.contains($0.eventId) }
         kept.orderCancellations.removeAll { skipped.contains($0.eventId) }
-        kept.releasedBeforeConfirmation.removeAll { skipped.contains($0.pending.cancelEventId) }
+        kept.releasedBeforeAllocation.removeAll { skipped.contains($0.pending.cancelEventId) }
         return kept
     }
 }
@@ -348,10 +350,13 @@ public struct LateCancellationRecord: Sendable {
     public var pending: PendingCancellation
     public var released: Int64
     public var picksUsed: Int64
+    /// Released by a late release's script, whose keys are owed their expiry (0011).
+    public var byLateRelease: Bool
 
-    public init(pending: PendingCancellation, released: Int64, picksUsed: Int64) {
+    public init(pending: PendingCancellation, released: Int64, picksUsed: Int64, byLateRelease: Bool = false) {
         self.pending = pending
         self.released = released
         self.picksUsed = picksUsed
+        self.byLateRelease = byLateRelease
     }
 }

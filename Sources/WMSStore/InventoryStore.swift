@@ -65,18 +65,23 @@ public final class InventoryStore {
             try writeOrderLines(batch, db)
             try writeLateCancellations(batch.lateCancellations, db)
             try findLinesCancelledMeanwhile(batch, db)
-            try holdReleasedBeforeConfirmation(batch.releasedBeforeConfirmation, db)
+            try holdReleasedBeforeAllocation(batch.releasedBeforeAllocation, db)
             beforeCommit()
         }
     }
 
-    /// Lines waiting to be released by a later batch, oldest first.
+    /// Lines waiting to be released by a later batch, oldest first, with the
+    /// line's status as PostgreSQL holds it now. A line Redis gave back already
+    /// waits until PostgreSQL holds it as Redis did: its confirmation, and the
+    /// fill that allocated it if Redis released it allocated (the ALLOCATION of a
+    /// fill in flight on another worker goes first).
     public func pendingCancellations(limit: Int) throws -> [PendingCancellation] {
         try db.query("""
-            SELECT order_id, line_id, sku, location_id, quantity, status, cancel_event_id, released, picks_used
-            FROM pending_cancellations p
-            WHERE released IS NULL OR EXISTS (SELECT FROM allocations a WHERE a.order_id = p.order_id AND a.line_id = p.line_id)
-            ORDER BY created_at, order_id, line_id LIMIT \(limit)
+            SELECT p.order_id, p.line_id, p.sku, p.location_id, p.quantity, coalesce(a.status, p.status) AS status,
+                   p.cancel_event_id, p.released, p.picks_used
+            FROM pending_cancellations p LEFT JOIN allocations a ON a.order_id = p.order_id AND a.line_id = p.line_id
+            WHERE p.released IS NULL OR (a.status IS NOT NULL AND (p.status <> 'allocated' OR a.status <> 'backordered'))
+            ORDER BY p.created_at, p.order_id, p.line_id LIMIT \(limit)
             """).rows.map { row in
             PendingCancellation(
                 line: StoredOrderLine(lineId: try row["line_id"].string(), sku: try row["sku"].string(),
@@ -516,10 +521,11 @@ public final class InventoryStore {
             """)
     }
 
-    /// Lines Redis released before PostgreSQL held their confirmation wait in
-    /// `pending_cancellations` with what Redis released. Such a row wins over one
-    /// `findLinesCancelledMeanwhile` wrote for the line: Redis is done.
-    private func holdReleasedBeforeConfirmation(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
+    /// Lines Redis released before PostgreSQL held them as Redis did wait in
+    /// `pending_cancellations` with what Redis released and the status it released
+    /// them from. Such a row wins over one `findLinesCancelledMeanwhile` wrote for
+    /// the line: Redis is done. A late release's keys are owed their expiry.
+    private func holdReleasedBeforeAllocation(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
         guard !records.isEmpty else { return }
         let lines = records.map(\.pending)
         try db.query("""
@@ -529,7 +535,15 @@ public final class InventoryStore {
                                  \(lines.map(\.line.status))::text[], \(lines.map(\.cancelEventId))::text[],
                                  \(records.map(\.released))::bigint[], \(records.map(\.picksUsed))::bigint[])
             ON CONFLICT (order_id, line_id) DO UPDATE SET released = EXCLUDED.released, picks_used = EXCLUDED.picks_used,
-                                                          cancel_event_id = EXCLUDED.cancel_event_id
+                                                          cancel_event_id = EXCLUDED.cancel_event_id, status = EXCLUDED.status
+            """)
+        let owed = records.filter(\.byLateRelease).map(\.pending)
+        guard !owed.isEmpty else { return }
+        try db.query("""
+            INSERT INTO late_cancellation_releases (order_id, line_id, sku, location_id, cancel_event_id)
+            SELECT * FROM unnest(\(owed.map(\.orderId))::text[], \(owed.map(\.line.lineId))::text[], \(owed.map(\.line.sku))::text[],
+                                 \(owed.map(\.line.locationId))::text[], \(owed.map(\.cancelEventId))::text[])
+            ON CONFLICT DO NOTHING
             """)
     }
 
