@@ -43,7 +43,7 @@ import TestSupport
         }
         let key = "\(sku)@L1"
         if idle {
-            try await waitUntil("Redis repaired while idle\n\(worker.log.suffix(3000))", timeout: .seconds(6)) {
+            try await waitUntil("Redis repaired while idle\n\(worker.log.suffix(3000))", timeout: .seconds(30)) {
                 try f.redisLevels([key], url: redis.url)[key] == [10, 4, 0, 0, 0, 0, 0, 6]
             }
         }
