@@ -104,15 +104,7 @@ import WMSPipeline
         let a = f.sku("A")
         let firstWorker = f.workerEnvironment.merging(["WMS_TOPICS": f.topics[0]]) { $1 }
         let secondWorker = f.workerEnvironment.merging(["WMS_TOPICS": f.topics[1], "WMS_KAFKA_GROUP_ID": "\(f.group)-second"]) { $1 }
-        let crash = try await blocking {
-            try f.produce([OrderEvents.confirmed("\(f.id)-o", order: "O", [("L1", a, "FC1", 3, nil)])], partition: 0)
-            _ = try f.run(untilSeen: 1)
-            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(a, 10)])], partition: 0)
-            let crashed = try WorkerProcess(["run"], environment: firstWorker.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
-            return (status: try crashed.waitForExit(timeout: .seconds(90)), log: crashed.log, rows: try f.allocationRows())
-        }
-        try #require(crash.status == 128 + SIGABRT, "the first worker did not stop after its scripts:\n\(crash.log.suffix(2000))")
-        try #require(crash.rows == ["O/L1": "backordered/backordered/0"])
+        try await Self.fillInRedisOnly(f, sku: a, firstWorker: firstWorker)
 
         let second = try await blocking {
             try f.produce([OrderEvents.cancelled("\(f.id)-c", order: "O")], topic: 1, partition: 0)
@@ -155,14 +147,7 @@ import WMSPipeline
             "WMS_TOPICS": f.topics[1], "WMS_KAFKA_GROUP_ID": "\(f.group)-second", "WMS_REDIS_GRACE": "1",
         ]) { $1 }
         let mark = RedisKeys.applied(sku: a, eventId: DerivedID.lateCancellationToken(cancelEventId: "\(f.id)-x", orderId: "O", lineId: "L1"))
-        let crash = try await blocking {
-            try f.produce([OrderEvents.confirmed("\(f.id)-o", order: "O", [("L1", a, "FC1", 3, nil)])], partition: 0)
-            _ = try f.run(untilSeen: 1)
-            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(a, 10)])], partition: 0)
-            let crashed = try WorkerProcess(["run"], environment: firstWorker.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
-            return (status: try crashed.waitForExit(timeout: .seconds(90)), log: crashed.log)
-        }
-        try #require(crash.status == 128 + SIGABRT, "the first worker did not stop after its scripts:\n\(crash.log.suffix(2000))")
+        try await Self.fillInRedisOnly(f, sku: a, firstWorker: firstWorker)
 
         let second = try await blocking {
             // What a cancellation committed beside the confirmation leaves: the line, pending its release.
@@ -210,6 +195,21 @@ import WMSPipeline
         let sent = outcome.messages.compactMap { $0["messageId"]?.stringValue }
         #expect(outcome.messages.map { $0["type"]?.stringValue ?? "" } == ["ALLOCATION", "ALLOCATION_CANCELLED"], "\(sent)")
         try await f.schema.drop()
+    }
+
+    /// Line L1 (3 of `sku` at FC1) of order O waits, committed; a receipt of 10
+    /// fills it on the first worker, which dies after its scripts: the fill is in
+    /// Redis and not in PostgreSQL.
+    static func fillInRedisOnly(_ f: PipelineFixture, sku: String, firstWorker: [String: String]) async throws {
+        let crash = try await blocking {
+            try f.produce([OrderEvents.confirmed("\(f.id)-o", order: "O", [("L1", sku, "FC1", 3, nil)])], partition: 0)
+            _ = try f.run(untilSeen: 1)
+            try f.produce([WMSEvents.receiving("\(f.id)-r", at: "FC1", [(sku, 10)])], partition: 0)
+            let crashed = try WorkerProcess(["run"], environment: firstWorker.merging(["WMS_TEST_FAULT": "after-redis"]) { $1 })
+            return (status: try crashed.waitForExit(timeout: .seconds(90)), log: crashed.log, rows: try f.allocationRows())
+        }
+        try #require(crash.status == 128 + SIGABRT, "the first worker did not stop after its scripts:\n\(crash.log.suffix(2000))")
+        try #require(crash.rows == ["O/L1": "backordered/backordered/0"])
     }
 
     /// The lineIds of a cancellation's standing resolution (`inventory:cancel-lines:{EVENT}`), sorted.
