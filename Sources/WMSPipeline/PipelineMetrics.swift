@@ -20,36 +20,36 @@ public struct PipelineMetrics: Sendable {
     private let alerts: [String: Counter]
     private let allocationLines: [String: Counter]
     private let storeRetries: [String: Counter]
-    private let batchMessages = Recorder(label: "wms_batch_messages", aggregate: true)
-    private let batchDuration = Timer(label: "wms_batch_duration_seconds")
+    private let batchMessages = Recorder(label: WorkerMetric.batchMessages.name, aggregate: true)
+    private let batchDuration = Timer(label: WorkerMetric.batchDuration.name)
     private let stepDurations: [String: Timer]
-    private let assignedPartitions = Gauge(label: "wms_assigned_partitions")
-    private let outboxBacklog = Gauge(label: "wms_outbox_backlog")
-    private let lastBatch = Gauge(label: "wms_last_batch_timestamp_seconds")
+    private let assignedPartitions = Gauge(label: WorkerMetric.assignedPartitions.name)
+    private let outboxBacklog = Gauge(label: WorkerMetric.outboxBacklog.name)
+    private let lastBatch = Gauge(label: WorkerMetric.lastBatchTimestamp.name)
 
     public init() {
         // The series that can move: a decoded event is applied or a duplicate, a
         // dead letter counts as `unknown`.
         func series(_ type: String, _ outcomes: [String]) -> (String, [String: Counter]) {
             (type, Dictionary(uniqueKeysWithValues: outcomes.map { outcome in
-                (outcome, Counter(label: "wms_events_total", dimensions: [("type", type), ("outcome", outcome)]))
+                (outcome, Counter(label: WorkerMetric.events.name, dimensions: [("type", type), ("outcome", outcome)]))
             }))
         }
         events = Dictionary(uniqueKeysWithValues: EventType.allCases.map { series($0.rawValue, ["applied", "duplicate"]) }
             + [series("unknown", ["dead_lettered"])])
         deadLetters = Dictionary(uniqueKeysWithValues: BadEventCode.allCases.map {
-            ($0, Counter(label: "wms_dead_letters_total", dimensions: [("code", $0.rawValue)]))
+            ($0, Counter(label: WorkerMetric.deadLetters.name, dimensions: [("code", $0.rawValue)]))
         })
-        alerts = Dictionary(uniqueKeysWithValues: Self.alertTypes.map { ($0, Counter(label: "wms_alerts_total", dimensions: [("type", $0)])) })
+        alerts = Dictionary(uniqueKeysWithValues: Self.alertTypes.map { ($0, Counter(label: WorkerMetric.alerts.name, dimensions: [("type", $0)])) })
         allocationLines = Dictionary(uniqueKeysWithValues: Self.allocationOutcomes.map {
-            ($0, Counter(label: "wms_allocation_lines_total", dimensions: [("outcome", $0)]))
+            ($0, Counter(label: WorkerMetric.allocationLines.name, dimensions: [("outcome", $0)]))
         })
-        storeRetries = Dictionary(uniqueKeysWithValues: Self.stores.map { ($0, Counter(label: "wms_store_retries_total", dimensions: [("store", $0)])) })
+        storeRetries = Dictionary(uniqueKeysWithValues: Self.stores.map { ($0, Counter(label: WorkerMetric.storeRetries.name, dimensions: [("store", $0)])) })
         // Since the start until the first batch: "seconds since the last batch"
         // stays meaningful on a worker that has had nothing to do.
         lastBatch.record(Date().timeIntervalSince1970)
         stepDurations = Dictionary(uniqueKeysWithValues: Self.steps.map {
-            ($0, Timer(label: "wms_batch_step_duration_seconds", dimensions: [("step", $0)]))
+            ($0, Timer(label: WorkerMetric.batchStepDuration.name, dimensions: [("step", $0)]))
         })
     }
 
@@ -83,7 +83,7 @@ public struct PipelineMetrics: Sendable {
     /// A client-level Kafka error (broker unreachable, all brokers down, ...), by
     /// librdkafka's name for it: a bounded set.
     @Sendable static func kafkaClientError(_ error: KafkaError) {
-        Counter(label: "wms_kafka_client_errors_total", dimensions: [("error", error.name)]).increment()
+        Counter(label: WorkerMetric.kafkaClientErrors.name, dimensions: [("error", error.name)]).increment()
     }
 
     /// A batch that failed and will be retried, by the store that failed it.
@@ -95,7 +95,7 @@ public struct PipelineMetrics: Sendable {
         case is PostgresError: "postgres"
         default: "other"
         }
-        (storeRetries[store] ?? Counter(label: "wms_store_retries_total", dimensions: [("store", store)])).increment()
+        (storeRetries[store] ?? Counter(label: WorkerMetric.storeRetries.name, dimensions: [("store", store)])).increment()
     }
 
     func outbox(pending: Int) { outboxBacklog.record(pending) }
@@ -114,7 +114,7 @@ final class LagGauges {
             gauges[partition] = nil
         }
         for (partition, value) in lag {
-            let gauge = gauges[partition] ?? Gauge(label: "wms_consumer_lag", dimensions: [
+            let gauge = gauges[partition] ?? Gauge(label: WorkerMetric.consumerLag.name, dimensions: [
                 ("topic", partition.topic), ("partition", String(partition.partition)),
             ])
             gauges[partition] = gauge

@@ -41,7 +41,7 @@ public final class RedisStateGuard {
     let hot: RedisClient
     let repair: RedisRepair?
     let logger: Logger
-    private let losses = Counter(label: "wms_redis_data_losses_total")
+    private let losses = Counter(label: WorkerMetric.redisDataLosses.name)
     /// The token of the last state found lost.
     private var reported: String?
     /// This process, in the replication positions it records.

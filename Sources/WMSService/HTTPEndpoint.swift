@@ -5,6 +5,7 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import WMSOperations
+import WMSPipeline
 
 /// `/healthz` (the process answers), `/readyz` (200 when ready, 503 and the
 /// failing checks otherwise, as JSON) and `/metrics` (Prometheus text format).
@@ -48,7 +49,7 @@ public enum HTTPEndpoint {
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+                            body: .init(byteBuffer: ByteBuffer(bytes: WorkerMetric.withHelp(buffer))))
         }
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .warning) // no line per request

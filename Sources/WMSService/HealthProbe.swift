@@ -30,7 +30,7 @@ public final class HealthProbe: Service, Sendable {
         self.settings = settings
         self.interval = interval
         self.logger = logger
-        gauges = Dictionary(uniqueKeysWithValues: Self.dependencies.map { ($0, Gauge(label: "wms_dependency_up", dimensions: [("dependency", $0)])) })
+        gauges = Dictionary(uniqueKeysWithValues: Self.dependencies.map { ($0, Gauge(label: WorkerMetric.dependencyUp.name, dimensions: [("dependency", $0)])) })
     }
 
     /// The latest answers; one older than three intervals and 10 s counts as failed

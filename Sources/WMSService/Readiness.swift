@@ -13,7 +13,7 @@ public struct Readiness: Sendable {
     let probe: HealthProbe
     let status: PipelineStatus
     let shuttingDown: StopFlag
-    private let gauge = Gauge(label: "wms_ready")
+    private let gauge = Gauge(label: WorkerMetric.ready.name)
 
     public init(probe: HealthProbe, status: PipelineStatus, shuttingDown: StopFlag) {
         self.probe = probe

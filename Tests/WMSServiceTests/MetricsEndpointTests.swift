@@ -87,6 +87,32 @@ import TestSupport
                 || ["_bucket", "_count", "_sum"].contains { name.hasSuffix($0) && exposed.contains(name) }
             #expect(found, "the dashboard plots \(name), which /metrics does not expose")
         }
+
+        // Every metric has its help text, and Prometheus's own linter finds nothing.
+        for line in metrics.split(separator: "\n") where line.hasPrefix("# TYPE ") {
+            let name = line.split(separator: " ")[2]
+            #expect(metrics.contains("# HELP \(name) "), "\(name) has no help text")
+        }
+        let lint = try Self.promtoolCheck(metrics)
+        #expect(lint.status == 0 && lint.output.isEmpty, "promtool check metrics (exit \(lint.status)): \(lint.output)")
         try await f.schema.drop()
+    }
+
+    /// `promtool check metrics` (Debian's `prometheus` package) on `exposition`:
+    /// its exit status and what it printed.
+    static func promtoolCheck(_ exposition: String) throws -> (status: Int32, output: String) {
+        let process = Process()
+        let input = Pipe(), output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["promtool", "check", "metrics"]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try ChildProcesses.start(process)
+        input.fileHandleForWriting.write(Data(exposition.utf8))
+        try input.fileHandleForWriting.close()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, printed.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
