@@ -15,8 +15,11 @@ import TestSupport
             "WMS_REDIS_URL": redis.url, "WMS_POSTGRES_URL": postgresURL,
         ]) { $1 })
         let base = try await blocking { try worker.httpBase() }
+        // Ready again can take two retry backoffs (30 s at most each) after a
+        // store returns: the retry that finds it back, then, after a Redis that
+        // restarted empty, the one that repairs it (README, known limits).
         func readyz(_ ready: Bool) async -> String {
-            let answer = await waitForHTTP(base + "/readyz", timeout: .seconds(30)) { $0?.status == (ready ? 200 : 503) }
+            let answer = await waitForHTTP(base + "/readyz", timeout: .seconds(ready ? 75 : 30)) { $0?.status == (ready ? 200 : 503) }
             #expect(answer?.status == (ready ? 200 : 503), "readyz: \(answer?.body ?? "no answer")\n\(worker.log.suffix(2000))")
             return answer?.body ?? ""
         }
