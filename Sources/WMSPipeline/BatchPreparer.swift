@@ -234,8 +234,8 @@ final class BatchPreparer {
                              releases: releases, eventKeys: Set((held + unreleased).flatMap(Self.claimKeys)),
                              duplicateIDs: duplicates.map(\.event.eventId), redisState: hotStore.expectedState.token,
                              replication: replication,
-                             lateReleases: records.lateCancellations.map(\.pending).filter { $0.releasedInRedis == nil }
-                                 + records.releasedBeforeAllocation.filter(\.byLateRelease).map(\.pending) + owed)
+                             lateReleases: (records.lateCancellations + records.releasedBeforeAllocation).map(\.pending)
+                                 .filter { $0.releasedInRedis == nil } + owed)
     }
 
     /// An event of several SKUs is checked whole before any SKU of it is applied:
@@ -328,11 +328,11 @@ final class BatchPreparer {
             let release = LineRelease(released: result.cancels.first?.released ?? 0, picksUsed: result.cancels.first?.picksUsed ?? 0)
             // Redis gave back a fill PostgreSQL does not hold yet (`item` has the
             // line as PostgreSQL holds it now): recorded once it does.
-            if let cancelled = result.cancels.first, cancelled.was == "allocated", item.line.status == "backordered" {
+            if let cancelled = result.cancels.first, !Self.holdsAsRedisReleased(cancelled, stored: [item.line], records: records) {
                 var held = item
                 held.line.status = cancelled.was
                 records.releasedBeforeAllocation.append(LateCancellationRecord(pending: held, released: release.released,
-                                                                               picksUsed: release.picksUsed, byLateRelease: true))
+                                                                               picksUsed: release.picksUsed))
                 continue
             }
             record(item, release)
@@ -653,7 +653,8 @@ final class BatchPreparer {
                         pending: PendingCancellation(
                             line: StoredOrderLine(lineId: cancelled.lineId, sku: change.sku, locationId: location,
                                                   quantity: cancelled.quantity, status: cancelled.was),
-                            orderId: cancelled.orderId, cancelEventId: event.eventId),
+                            orderId: cancelled.orderId, cancelEventId: event.eventId,
+                            releasedInRedis: LineRelease(released: cancelled.released, picksUsed: cancelled.picksUsed)),
                         released: cancelled.released, picksUsed: cancelled.picksUsed))
                     continue
                 }

@@ -321,8 +321,9 @@ public struct PendingCancellation: Sendable {
     public var line: StoredOrderLine
     public var orderId: String
     public var cancelEventId: String
-    /// Set when the cancellation's scripts already gave the line back in Redis:
-    /// only PostgreSQL is left to write, once it holds the line's confirmation.
+    /// Set when a script already gave the line back in Redis: only PostgreSQL is
+    /// left to write, once it holds the line as Redis did. Not set for a line a
+    /// late release's script gives back now: its keys are owed their expiry (0011).
     public var releasedInRedis: LineRelease?
 
     public init(line: StoredOrderLine, orderId: String, cancelEventId: String, releasedInRedis: LineRelease? = nil) {
@@ -350,13 +351,10 @@ public struct LateCancellationRecord: Sendable {
     public var pending: PendingCancellation
     public var released: Int64
     public var picksUsed: Int64
-    /// Released by a late release's script, whose keys are owed their expiry (0011).
-    public var byLateRelease: Bool
 
-    public init(pending: PendingCancellation, released: Int64, picksUsed: Int64, byLateRelease: Bool = false) {
+    public init(pending: PendingCancellation, released: Int64, picksUsed: Int64) {
         self.pending = pending
         self.released = released
         self.picksUsed = picksUsed
-        self.byLateRelease = byLateRelease
     }
 }

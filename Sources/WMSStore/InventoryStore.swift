@@ -524,7 +524,8 @@ public final class InventoryStore {
     /// Lines Redis released before PostgreSQL held them as Redis did wait in
     /// `pending_cancellations` with what Redis released and the status it released
     /// them from. Such a row wins over one `findLinesCancelledMeanwhile` wrote for
-    /// the line: Redis is done. A late release's keys are owed their expiry.
+    /// the line: Redis is done. A late release's keys (a line released by its
+    /// script now: `releasedInRedis` not set yet) are owed their expiry.
     private func holdReleasedBeforeAllocation(_ records: [LateCancellationRecord], _ db: PostgresConnection) throws {
         guard !records.isEmpty else { return }
         let lines = records.map(\.pending)
@@ -537,7 +538,7 @@ public final class InventoryStore {
             ON CONFLICT (order_id, line_id) DO UPDATE SET released = EXCLUDED.released, picks_used = EXCLUDED.picks_used,
                                                           cancel_event_id = EXCLUDED.cancel_event_id, status = EXCLUDED.status
             """)
-        let owed = records.filter(\.byLateRelease).map(\.pending)
+        let owed = lines.filter { $0.releasedInRedis == nil }
         guard !owed.isEmpty else { return }
         try db.query("""
             INSERT INTO late_cancellation_releases (order_id, line_id, sku, location_id, cancel_event_id)

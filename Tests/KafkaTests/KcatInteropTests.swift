@@ -7,21 +7,10 @@ import TestSupport
 /// read each other's messages through the dev broker.
 @Suite struct KcatInteropTests {
     static func kcat(_ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kcat", "-b", TestEnvironment.kafkaBrokers] + arguments
-        let output = Pipe()
-        let stdin = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = stdin
-        try ChildProcesses.start(process)
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
-        return String(decoding: data, as: UTF8.self)
+        let finished = try ChildProcesses.run(["kcat", "-b", TestEnvironment.kafkaBrokers] + arguments, input: input.map { Data($0.utf8) },
+                                              errorsApart: true)
+        guard finished.status == 0 else { throw CocoaError(.executableLoad) }
+        return finished.text
     }
 
     @Test func kcatProducesAndOurConsumerReads() async throws {

@@ -91,22 +91,12 @@ import WMSDomain
     private func runValidator() throws -> JSONValue {
         let script = Self.repositoryRoot.appending(path: "Tests/WMSDomainTests/validate_samples.py")
         let schemas = Self.repositoryRoot.appending(path: "Schemas/json")
-        let process = Process()
-        process.executableURL = URL(filePath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, schemas.path, Self.samples.path]
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try ChildProcesses.start(process)
-        // stdout first, to its end: stderr only carries a short reason.
-        let verdicts = output.fileHandleForReading.readDataToEndOfFile()
-        let reason = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ValidatorFailure(description: "validate_samples.py failed (exit \(process.terminationStatus)): "
-                + (process.terminationStatus == 127 ? "python3 is not on PATH (scripts/install-deps)" : reason))
+        let finished = try ChildProcesses.run(["python3", script.path, schemas.path, Self.samples.path], errorsApart: true)
+        guard finished.status == 0 else {
+            throw ValidatorFailure(description: "validate_samples.py failed (exit \(finished.status)): "
+                + (finished.status == 127 ? "python3 is not on PATH (scripts/install-deps)" : String(decoding: finished.errors, as: UTF8.self)))
         }
-        return try JSONValue.parse(Array(verdicts))
+        return try JSONValue.parse(Array(finished.output))
     }
 }
 

@@ -14,18 +14,8 @@ struct DeployFiles {
     @Test("scripts/check-deploy passes")
     func checkDeployPasses() throws {
         let script = Self.repositoryRoot.appending(path: "scripts/check-deploy")
-        let process = Process()
         // Through bash, as scripts/test runs the scripts: a checkout without exec bits works too.
-        process.executableURL = URL(filePath: "/usr/bin/env")
-        process.arguments = ["bash", script.path]
-        process.currentDirectoryURL = Self.repositoryRoot
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try ChildProcesses.start(process)
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "scripts/check-deploy exited \(process.terminationStatus):\n\(text)")
+        let checked = try ChildProcesses.run(["bash", script.path], in: Self.repositoryRoot)
+        #expect(checked.status == 0, "scripts/check-deploy exited \(checked.status):\n\(checked.text)")
     }
 }

@@ -69,15 +69,9 @@ import TestSupport
         // Every metric the dashboard plots is exposed.
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/check-deploy")
-        let process = Process()
-        let pipe = Pipe()
-        process.executableURL = script
-        process.arguments = ["--list-dashboard-metrics"]
-        process.standardOutput = pipe
-        try ChildProcesses.start(process)
-        let names = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").map(String.init)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let listed = try ChildProcesses.run(["bash", script.path, "--list-dashboard-metrics"], errorsApart: true)
+        let names = listed.text.split(separator: "\n").map(String.init)
+        #expect(listed.status == 0)
         #expect(names.count >= 10)
         let exposed = Set(metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
             line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
@@ -93,26 +87,10 @@ import TestSupport
             let name = line.split(separator: " ")[2]
             #expect(metrics.contains("# HELP \(name) "), "\(name) has no help text")
         }
-        let lint = try Self.promtoolCheck(metrics)
-        #expect(lint.status == 0 && lint.output.isEmpty, "promtool check metrics (exit \(lint.status)): \(lint.output)")
+        // promtool is in Debian's `prometheus` package (scripts/install-deps).
+        let lint = try ChildProcesses.run(["promtool", "check", "metrics"], input: Data(metrics.utf8))
+        let said = lint.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(lint.status == 0 && said.isEmpty, "promtool check metrics (exit \(lint.status)): \(said)")
         try await f.schema.drop()
-    }
-
-    /// `promtool check metrics` (Debian's `prometheus` package) on `exposition`:
-    /// its exit status and what it printed.
-    static func promtoolCheck(_ exposition: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        let input = Pipe(), output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["promtool", "check", "metrics"]
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try ChildProcesses.start(process)
-        input.fileHandleForWriting.write(Data(exposition.utf8))
-        try input.fileHandleForWriting.close()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, printed.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
